@@ -1,0 +1,165 @@
+"""What a channel adapter is: its capabilities as data, and the calls jobs make.
+
+A channel knows its API and nothing about the ERP or the state file, except the
+id links (`ChannelContext.links`) it needs to translate ids. Payload builders are
+pure (no I/O): jobs hash what they return and send only what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from syncctl.config import ChannelSettings
+from syncctl.domain import (
+    EffectivePrice,
+    Feature,
+    ImportOutcome,
+    Order,
+    OrderUpdate,
+    Product,
+    StockLevel,
+    Ticket,
+    TicketMessage,
+)
+from syncctl.errors import Unsupported
+from syncctl.http import HttpClient, Limits
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Links(Protocol):
+    """The Binder as a channel sees it: ERP id <-> channel id, per kind ("sku", "product", ...)."""
+
+    def channel_ids(self, kind: str, erp_ids: list[str]) -> dict[str, str]: ...
+
+    def erp_ids(self, kind: str, channel_ids: list[str]) -> dict[str, str]: ...
+
+    def link(self, kind: str, erp_id: str, channel_id: str) -> None: ...
+
+
+@dataclass
+class ChannelContext:
+    settings: ChannelSettings
+    http: HttpClient
+    links: Links
+    now: Any  # Callable[[], datetime], aware UTC
+
+
+@dataclass
+class OrderBatch:
+    """Orders read from the channel, to be imported before `acknowledge` is called.
+
+    `cursor` is what the job saves once every order of the batch is in the ERP (None:
+    leave the cursor as it is); `ack` is the channel's own bookkeeping (feed handles,
+    queue ids) that `acknowledge` uses.
+    """
+
+    orders: list[Order]
+    cursor: str | None = None
+    ack: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TicketBatch:
+    tickets: list[Ticket]
+    cursor: str | None = None
+
+
+class Channel:
+    """Base of every channel adapter. Subclasses set the class attributes and
+    implement the calls for the features they list in `supported`."""
+
+    type_name: ClassVar[str]
+    label: ClassVar[str]  # how messages name the remote, e.g. "VTEX"
+    supported: ClassVar[frozenset[Feature]]
+    Credentials: ClassVar[type[BaseModel]]
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    limits: ClassVar[Limits] = Limits(rate_per_s=10, burst=10, concurrency=4)
+    unsupported_reason: ClassVar[Mapping[Feature, str]] = {}
+
+    def __init__(self, ctx: ChannelContext) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.http = ctx.http
+
+    @classmethod
+    def base_url(cls, settings: ChannelSettings) -> str:
+        """The API host when `base_url` is not set in the config."""
+        raise NotImplementedError
+
+    @classmethod
+    def auth_headers(cls, settings: ChannelSettings) -> dict[str, str]:
+        """Headers that authenticate every request (static keys); {} for OAuth channels."""
+        return {}
+
+    def close(self) -> None:
+        """Release anything the adapter holds besides its HttpClient."""
+
+    # -- push-products ---------------------------------------------------------------
+    def product_payload(self, product: Product) -> dict[str, Any]:
+        raise Unsupported(self._why(Feature.products))
+
+    def product_group(self, product: Product) -> str:
+        """Items with the same group are sent one after another (e.g. variations of one
+        product, so the product is created once)."""
+        return product.sku
+
+    def push_product(self, product: Product, payload: dict[str, Any]) -> None:
+        raise Unsupported(self._why(Feature.products))
+
+    # -- push-stock --------------------------------------------------------------------
+    def stock_payload(self, level: StockLevel) -> dict[str, Any]:
+        raise Unsupported(self._why(Feature.stock))
+
+    def push_stock(self, level: StockLevel, payload: dict[str, Any]) -> None:
+        raise Unsupported(self._why(Feature.stock))
+
+    # -- push-prices -------------------------------------------------------------------
+    def price_payload(self, price: EffectivePrice) -> dict[str, Any]:
+        raise Unsupported(self._why(Feature.prices))
+
+    def push_price(self, price: EffectivePrice, payload: dict[str, Any]) -> None:
+        raise Unsupported(self._why(Feature.prices))
+
+    # -- pull-orders -------------------------------------------------------------------
+    def pull_orders(self, cursor: str | None, since: datetime | None) -> Iterator[OrderBatch]:
+        raise Unsupported(self._why(Feature.orders))
+
+    def after_import(self, order: Order, outcome: ImportOutcome) -> None:
+        """Called once the order is committed in the ERP, before the batch is acknowledged
+        (e.g. VTEX start-handling). Raising keeps the order's event unacknowledged."""
+
+    def acknowledge(self, batch: OrderBatch, failed: set[str]) -> None:
+        """Tell the channel the batch's orders are safe in the ERP, except the
+        channel_order_ids in `failed` (those must come back)."""
+
+    # -- push-invoices -----------------------------------------------------------------
+    def order_update_payloads(self, update: OrderUpdate) -> dict[str, dict[str, Any]]:
+        """Named parts (e.g. "invoice", "tracking") in the order they must be sent;
+        a part not yet possible (no invoice) is absent."""
+        raise Unsupported(self._why(Feature.order_updates))
+
+    def push_order_update(self, update: OrderUpdate, part: str, payload: dict[str, Any]) -> None:
+        raise Unsupported(self._why(Feature.order_updates))
+
+    # -- sync-sac ----------------------------------------------------------------------
+    def pull_tickets(self, cursor: str | None, since: datetime | None) -> Iterator[TicketBatch]:
+        raise Unsupported(self._why(Feature.sac))
+
+    def send_reply(self, channel_ticket_id: str, message: TicketMessage) -> str:
+        """Send an agent's reply; returns the channel's message id."""
+        raise Unsupported(self._why(Feature.sac))
+
+    # ---------------------------------------------------------------------------------
+    def _why(self, feature: Feature) -> str:
+        return self.unsupported_reason.get(
+            feature, f"{self.label} has no API for {feature.value}: nothing to do"
+        )
