@@ -10,11 +10,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlite_utils import Database
 
 from syncctl.redact import MASK, redact
 from syncctl.state import Failing, StateStore
-from syncctl.state.migrations import MIGRATIONS, apply_migrations
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SAO_PAULO = timezone(timedelta(hours=-3))
@@ -72,28 +70,13 @@ def test_journal_mode_is_wal(store: StateStore, path: Path) -> None:
 
 def test_migrations_are_applied_once(path: Path) -> None:
     StateStore(path).close()
-    first = _rows(path, "SELECT name, applied_at FROM _migrations")
+    query = "SELECT name, applied_at FROM _sqlite_migrations WHERE migration_set = 'syncctl-state'"
+    first = _rows(path, query)
     StateStore(path).close()
-    assert _rows(path, "SELECT name, applied_at FROM _migrations") == first
-    assert [name for name, _ in first] == [migration.__name__ for migration in MIGRATIONS]
+    assert _rows(path, query) == first
+    assert [name for name, _ in first] == ["m001_initial"]
     tables = {name for (name,) in _rows(path, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"cursors", "pushed", "links", "tokens", "runs", "failures", "notices"} <= tables
-
-
-def test_runner_applies_only_pending_migrations_in_order() -> None:
-    db = Database(memory=True)
-    applied: list[str] = []
-
-    def m001_first(db: Database) -> None:
-        applied.append("m001_first")
-
-    def m002_second(db: Database) -> None:
-        applied.append("m002_second")
-
-    assert apply_migrations(db, NOW.isoformat(), (m001_first,)) == ["m001_first"]
-    assert apply_migrations(db, NOW.isoformat(), (m001_first, m002_second)) == ["m002_second"]
-    assert apply_migrations(db, NOW.isoformat(), (m001_first, m002_second)) == []
-    assert applied == ["m001_first", "m002_second"]
 
 
 def test_naive_datetimes_are_refused(store: StateStore) -> None:

@@ -1,19 +1,18 @@
 """The state file's schema, as named migrations applied once each, in order.
 
-A schema change is a new function appended to MIGRATIONS; an applied one is never edited.
+A schema change is a new decorated function below the others; an applied one is never edited.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
 
-Migration = Callable[[Database], None]
+MIGRATIONS = Migrations("syncctl-state")
+"""Applied in order of definition, each once, recorded in sqlite-utils' _sqlite_migrations table."""
 
-MIGRATIONS_TABLE = "_migrations"
 
-
+@MIGRATIONS()
 def m001_initial(db: Database) -> None:
     db.table("cursors").create(
         {"channel": str, "job": str, "value": str, "updated_at": str},
@@ -72,29 +71,3 @@ def m001_initial(db: Database) -> None:
         {"channel": str, "job": str, "key": str, "message": str, "created_at": str},
         pk=("channel", "job", "key"),
     )
-
-
-MIGRATIONS: tuple[Migration, ...] = (m001_initial,)
-"""In order of application; each is recorded under its function name."""
-
-
-def apply_migrations(
-    db: Database, applied_at: str, migrations: tuple[Migration, ...] = MIGRATIONS
-) -> list[str]:
-    """Apply the migrations not yet recorded, stamping each with `applied_at` (ISO-8601 UTC);
-    returns the names applied.
-
-    Call inside one write transaction, so that processes opening a new file at the same time
-    cannot both apply a migration.
-    """
-    db.execute(
-        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at TEXT)"
-    )
-    recorded = {row["name"] for row in db.query(f"SELECT name FROM {MIGRATIONS_TABLE}")}
-    pending = [migration for migration in migrations if migration.__name__ not in recorded]
-    for migration in pending:
-        migration(db)
-        db.table(MIGRATIONS_TABLE).insert(
-            {"name": migration.__name__, "applied_at": applied_at}
-        )
-    return [migration.__name__ for migration in pending]

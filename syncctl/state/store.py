@@ -17,7 +17,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from sqlite_utils import Database
 
 from syncctl.redact import redact
-from syncctl.state.migrations import apply_migrations
+from syncctl.state.migrations import MIGRATIONS
 
 _BUSY_TIMEOUT_S = 30  # another process (run-all vs a manual job) may hold the write lock briefly
 _CHUNK = 500  # values per IN (...) list, well under SQLite's bound-parameter limit
@@ -177,7 +177,7 @@ class StateStore:
         try:
             self._db.enable_wal()
             with self._transaction():
-                apply_migrations(self._db, _to_text(datetime.now(UTC)))
+                MIGRATIONS.apply(self._db)
         except BaseException:
             self._db.close()
             raise
