@@ -1,0 +1,1 @@
+"""The contract test suite every channel adapter's test module subclasses."""
