@@ -7,7 +7,7 @@ pure (no I/O): jobs hash what they return and send only what changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -49,7 +49,8 @@ class ChannelContext:
     settings: ChannelSettings
     http: HttpClient
     links: Links
-    now: Any  # Callable[[], datetime], aware UTC
+    now: Callable[[], datetime]  # aware UTC
+    known_orders: Callable[[list[str]], set[str]]  # which channel order ids the ERP already has
 
 
 @dataclass
@@ -102,6 +103,14 @@ class Channel:
 
     def close(self) -> None:
         """Release anything the adapter holds besides its HttpClient."""
+
+    def check_credentials(self) -> None:
+        """One cheap authenticated request (config check --online); raises AuthError."""
+        raise Unsupported(f"{self.label}: no credential check")
+
+    def prepare_skus(self, skus: list[str]) -> None:
+        """Called with each chunk of ERP skus before their items are sent, so the
+        adapter can resolve channel ids in one bulk request instead of one per item."""
 
     # -- push-products ---------------------------------------------------------------
     def product_payload(self, product: Product) -> dict[str, Any]:

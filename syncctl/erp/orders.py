@@ -1,0 +1,337 @@
+"""Channel orders in the ERP: importing them (with their stock debit) and reading
+back what push-invoices sends for them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, Select, exists, insert, or_, select, update
+
+from syncctl.domain import (
+    ImportOutcome,
+    Invoice,
+    Order,
+    OrderLine,
+    OrderStatus,
+    OrderUpdate,
+    Shipment,
+    TrackingEvent,
+)
+from syncctl.erp.db import IN_CHUNK, chunked, insert_ignoring
+from syncctl.erp.schema import invoices, order_items, orders, shipment_events, shipments, stock_moves
+from syncctl.erp.tracking import event_from_row, shipment_from_row
+from syncctl.errors import ConfigError, ErpError
+
+CANCELLED_AFTER_INVOICING = "cancelled on the channel after invoicing: review the NF-e and the stock by hand"
+_PROGRESS = (
+    OrderStatus.approved,
+    OrderStatus.handling,
+    OrderStatus.invoiced,
+    OrderStatus.shipped,
+    OrderStatus.delivered,
+)
+_INVOICED = frozenset(_PROGRESS[_PROGRESS.index(OrderStatus.invoiced) :])
+
+
+def known_orders(conn: Connection, channel: str, channel_order_ids: Collection[str]) -> set[str]:
+    known: set[str] = set()
+    for chunk in chunked(set(channel_order_ids)):
+        known.update(
+            conn.scalars(
+                select(orders.c.channel_order_id).where(
+                    orders.c.channel == channel, orders.c.channel_order_id.in_(chunk)
+                )
+            )
+        )
+    return known
+
+
+def import_order(
+    conn: Connection,
+    channel: str,
+    order: Order,
+    *,
+    debit_warehouse: str | None,
+    debits_stock: bool,
+    now: datetime,
+) -> ImportOutcome:
+    """Run inside one writing transaction (see Erp.import_order)."""
+    existing = _find(conn, channel, order.channel_order_id)
+    if existing is None:
+        if order.status is OrderStatus.canceled:
+            return ImportOutcome(order_id=None)
+        if debit_warehouse is None and not debits_stock:
+            raise ConfigError(f"channel {channel} imports orders but has no stock.debit_warehouse")
+        order_id = _insert(conn, channel, order, debit_warehouse, now)
+        if order_id is not None:
+            _insert_lines(conn, order_id, order.lines)
+            if debit_warehouse is not None and not debits_stock:
+                _debit(conn, order_id, debit_warehouse, order.lines, now)
+            return ImportOutcome(order_id=order_id, created=True)
+        # Another process inserted it between our look and our insert: theirs stands.
+        existing = _find(conn, channel, order.channel_order_id)
+        if existing is None:
+            raise ErpError(f"order {channel}/{order.channel_order_id} conflicts with a row that is not there")
+    return _follow_status(conn, existing, order, debits_stock=debits_stock, now=now)
+
+
+def order_updates(
+    conn: Connection, channel: str, channel_order_ids: Collection[str] | None
+) -> Iterator[OrderUpdate]:
+    for chunk in _orders_with_news(conn, channel, channel_order_ids):
+        yield from _updates(conn, chunk)
+
+
+# -- importing -------------------------------------------------------------------
+def _find(conn: Connection, channel: str, channel_order_id: str) -> Row[Any] | None:
+    # FOR UPDATE (PostgreSQL) keeps two callers from both returning a cancelled order's
+    # stock; SQLite needs nothing more, its writer holds the whole database.
+    return conn.execute(
+        select(orders.c.id, orders.c.status)
+        .where(orders.c.channel == channel, orders.c.channel_order_id == channel_order_id)
+        .with_for_update()
+    ).one_or_none()
+
+
+def _insert(
+    conn: Connection, channel: str, order: Order, debit_warehouse: str | None, now: datetime
+) -> int | None:
+    """The new order's id, or None when the row already exists (ON CONFLICT DO NOTHING)."""
+    statement = (
+        insert_ignoring(conn, orders)
+        .values(
+            channel=channel,
+            channel_order_id=order.channel_order_id,
+            status=order.status.value,
+            placed_at=order.placed_at,
+            customer_name=order.customer_name,
+            customer_document=order.customer_document,
+            customer_email=order.customer_email,
+            shipping_address=order.shipping_address,
+            total=order.total,
+            shipping_cost=order.shipping_cost,
+            discount=order.discount,
+            debit_warehouse=debit_warehouse,
+            raw=order.raw,
+            imported_at=now,
+            updated_at=now,
+        )
+        .returning(orders.c.id)
+    )
+    return conn.execute(statement).scalar_one_or_none()
+
+
+def _insert_lines(conn: Connection, order_id: int, lines: Sequence[OrderLine]) -> None:
+    if lines:
+        conn.execute(
+            insert(order_items),
+            [
+                {
+                    "order_id": order_id,
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                    "channel_item_id": line.channel_item_id,
+                }
+                for line in lines
+            ],
+        )
+
+
+def _debit(
+    conn: Connection, order_id: int, warehouse: str, lines: Sequence[OrderLine], now: datetime
+) -> None:
+    moves = [(warehouse, line.sku, -line.quantity) for line in lines]
+    _write_moves(conn, order_id, moves, reason="sale", now=now)
+
+
+def _follow_status(
+    conn: Connection, existing: Row[Any], order: Order, *, debits_stock: bool, now: datetime
+) -> ImportOutcome:
+    order_id = existing.id
+    old = OrderStatus(existing.status)
+    if not _moves_forward(old, order.status):
+        return ImportOutcome(order_id=order_id)
+    flag = None
+    if order.status is OrderStatus.canceled:
+        if old in _INVOICED or _has_invoice(conn, order_id):
+            flag = CANCELLED_AFTER_INVOICING
+        elif not debits_stock:
+            _return_stock(conn, order_id, now)
+    changes: dict[str, Any] = {"status": order.status.value, "updated_at": now}
+    if order.raw is not None:
+        changes["raw"] = order.raw
+    conn.execute(update(orders).where(orders.c.id == order_id).values(**changes))
+    return ImportOutcome(order_id=order_id, status_changed=True, flag=flag)
+
+
+def _moves_forward(old: OrderStatus, new: OrderStatus) -> bool:
+    """Statuses only move forward, and a cancellation is final: a channel still
+    reporting an earlier status (the ERP invoiced before the channel heard of it)
+    changes nothing."""
+    if old is OrderStatus.canceled:
+        return False
+    if new is OrderStatus.canceled:
+        return True
+    return _PROGRESS.index(new) > _PROGRESS.index(old)
+
+
+def _has_invoice(conn: Connection, order_id: int) -> bool:
+    return bool(conn.scalar(select(exists().where(invoices.c.order_id == order_id))))
+
+
+def _return_stock(conn: Connection, order_id: int, now: datetime) -> None:
+    """Put back exactly what the sale moves took, once."""
+    returned = conn.scalar(
+        select(exists().where(stock_moves.c.order_id == order_id, stock_moves.c.reason == "cancel"))
+    )
+    if returned:
+        return
+    sold = conn.execute(
+        select(stock_moves.c.warehouse, stock_moves.c.sku, stock_moves.c.delta)
+        .where(stock_moves.c.order_id == order_id, stock_moves.c.reason == "sale")
+        .order_by(stock_moves.c.id)
+    )
+    moves = [(warehouse, sku, -delta) for warehouse, sku, delta in sold]
+    _write_moves(conn, order_id, moves, reason="cancel", now=now)
+
+
+def _write_moves(
+    conn: Connection,
+    order_id: int,
+    moves: Sequence[tuple[str, str, int]],
+    *,
+    reason: str,
+    now: datetime,
+) -> None:
+    if moves:
+        conn.execute(
+            insert(stock_moves),
+            [
+                {
+                    "warehouse": warehouse,
+                    "sku": sku,
+                    "delta": delta,
+                    "reason": reason,
+                    "order_id": order_id,
+                    "created_at": now,
+                }
+                for warehouse, sku, delta in moves
+            ],
+        )
+
+
+# -- reading back ------------------------------------------------------------------
+def _with_news(channel: str) -> Select[Any]:
+    """Orders of `channel` that have an invoice or a shipment."""
+    return (
+        select(orders.c.id, orders.c.channel_order_id, orders.c.status, orders.c.shipping_cost)
+        .where(
+            orders.c.channel == channel,
+            or_(
+                exists().where(invoices.c.order_id == orders.c.id),
+                exists().where(shipments.c.order_id == orders.c.id),
+            ),
+        )
+        .order_by(orders.c.id)
+    )
+
+
+def _orders_with_news(
+    conn: Connection, channel: str, channel_order_ids: Collection[str] | None
+) -> Iterator[Sequence[Row[Any]]]:
+    """Chunks of at most IN_CHUNK order rows, in order id order."""
+    if channel_order_ids is None:
+        result = conn.execute(_with_news(channel), execution_options={"yield_per": IN_CHUNK})
+        yield from result.partitions()
+        return
+    # The caller holds the ids already, so holding their rows to sort them is as cheap.
+    found = [
+        row
+        for chunk in chunked(set(channel_order_ids))
+        for row in conn.execute(_with_news(channel).where(orders.c.channel_order_id.in_(chunk)))
+    ]
+    yield from chunked(sorted(found, key=lambda row: row.id))
+
+
+def _updates(conn: Connection, order_rows: Sequence[Row[Any]]) -> Iterator[OrderUpdate]:
+    ids = [row.id for row in order_rows]
+    lines = _lines_by_order(conn, ids)
+    invoice_of = _invoices_by_order(conn, ids)
+    shipment_of = _latest_shipments(conn, ids)
+    events_of = _events_by_shipment(conn, [shipment.id for shipment in shipment_of.values()])
+    for row in order_rows:
+        shipment = shipment_of.get(row.id)
+        yield OrderUpdate(
+            order_id=row.id,
+            channel_order_id=row.channel_order_id,
+            status=OrderStatus(row.status),
+            lines=tuple(lines[row.id]),
+            shipping_cost=row.shipping_cost,
+            invoice=invoice_of.get(row.id),
+            shipment=shipment,
+            events=tuple(events_of[shipment.id]) if shipment else (),
+        )
+
+
+def _lines_by_order(conn: Connection, order_ids: list[int]) -> dict[int, list[OrderLine]]:
+    lines: dict[int, list[OrderLine]] = defaultdict(list)
+    rows = conn.execute(
+        select(order_items)
+        .where(order_items.c.order_id.in_(order_ids))
+        # order_items has no key of its own; this keeps the order of lines stable.
+        .order_by(order_items.c.order_id, order_items.c.channel_item_id, order_items.c.sku)
+    )
+    for row in rows:
+        lines[row.order_id].append(
+            OrderLine(
+                sku=row.sku,
+                quantity=row.quantity,
+                unit_price=row.unit_price,
+                channel_item_id=row.channel_item_id,
+            )
+        )
+    return lines
+
+
+def _invoices_by_order(conn: Connection, order_ids: list[int]) -> dict[int, Invoice]:
+    rows = conn.execute(select(invoices).where(invoices.c.order_id.in_(order_ids)))
+    return {
+        row.order_id: Invoice(
+            nfe_key=row.nfe_key,
+            number=row.number,
+            series=row.series,
+            issued_at=row.issued_at,
+            total=row.total,
+            xml=row.xml,
+        )
+        for row in rows
+    }
+
+
+def _latest_shipments(conn: Connection, order_ids: list[int]) -> dict[int, Shipment]:
+    """Per order, the shipment with the latest shipped_at (then the highest id); one not
+    shipped yet counts as the oldest."""
+    rows = conn.execute(
+        select(shipments)
+        .where(shipments.c.order_id.in_(order_ids))
+        .order_by(shipments.c.order_id, shipments.c.shipped_at.asc().nulls_first(), shipments.c.id)
+    )
+    return {row.order_id: shipment_from_row(row) for row in rows}  # the last of each order wins
+
+
+def _events_by_shipment(conn: Connection, shipment_ids: list[int]) -> dict[int, list[TrackingEvent]]:
+    events: dict[int, list[TrackingEvent]] = defaultdict(list)
+    if not shipment_ids:
+        return events
+    rows = conn.execute(
+        select(shipment_events)
+        .where(shipment_events.c.shipment_id.in_(shipment_ids))
+        .order_by(shipment_events.c.shipment_id, shipment_events.c.occurred_at, shipment_events.c.code)
+    )
+    for row in rows:
+        events[row.shipment_id].append(event_from_row(row))
+    return events
