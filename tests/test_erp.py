@@ -789,12 +789,12 @@ def test_tickets_are_upserted_with_their_unseen_customer_messages(
         "vtex-main",
         ticket(customer_says("m-1", "Cadê?", 1), customer_says("m-2", "Alô?", 2), status="answered"),
     )
-    third = erp.import_ticket("vtex-main", ticket(customer_says(None, "Sem id", 2.5)))
-    fourth = erp.import_ticket("vtex-main", ticket(customer_says(None, "Sem id", 2.5)))
+    third = erp.import_ticket("vtex-main", ticket(customer_says(None, "Sem id", 2.5), status="answered"))
+    fourth = erp.import_ticket("vtex-main", ticket(customer_says(None, "Sem id", 2.5), status="answered"))
 
     assert first[1] == 1 and second == (first[0], 1) and third[1] == 1 and fourth[1] == 0
     (row,) = rows(db, tickets)
-    assert (row.order_id, row.status, row.updated_at) == (order_id, "open", at(3))
+    assert (row.order_id, row.status, row.updated_at) == (order_id, "answered", at(3))
     assert [message.body for message in rows(db, ticket_messages)] == ["Cadê?", "Alô?", "Sem id"]
 
 
