@@ -16,11 +16,11 @@ from syncctl.carriers import carrier_class
 from syncctl.carriers.base import Carrier, CarrierContext
 from syncctl.channels import channel_class
 from syncctl.channels.base import Channel, ChannelContext
-from syncctl.config import ChannelSettings, Config, HttpOverrides
+from syncctl.config import CarrierSettings, ChannelSettings, Config
 from syncctl.domain import UTC, Feature
 from syncctl.erp import Erp, open_erp
 from syncctl.errors import ConfigError, Problem
-from syncctl.http import HttpClient, Limits, TokenBucket
+from syncctl.http import HttpClient, TokenBucket
 from syncctl.state import StateStore
 
 
@@ -95,13 +95,9 @@ class Runtime:
     def open_channel(self, name: str) -> Channel:
         settings = self.config.channels[name]
         cls = channel_class(settings.type)
-        client = self._http_client(
-            name, cls.label, settings.base_url or cls.base_url(settings), cls.auth_headers(settings),
-            cls.limits, settings.http,
-        )
         ctx = ChannelContext(
             settings=settings,
-            http=client,
+            http=self._http_client(name, cls, settings),
             links=StateLinks(self.state, name, self.now),
             now=self.now,
             known_orders=lambda ids: self.erp.known_orders(name, ids),
@@ -111,35 +107,32 @@ class Runtime:
     def open_carrier(self, name: str) -> Carrier:
         settings = self.config.carriers[name]
         cls = carrier_class(settings.type)
-        client = self._http_client(
-            name, cls.label, settings.base_url or cls.base_url(settings), cls.auth_headers(settings),
-            cls.limits, settings.http,
-        )
-        return cls(CarrierContext(settings=settings, http=client, state=self.state, now=self.now))
+        http = self._http_client(name, cls, settings)
+        return cls(CarrierContext(settings=settings, http=http, state=self.state, now=self.now))
 
     def _http_client(
         self,
         name: str,
-        label: str,
-        base_url: str,
-        headers: dict[str, str],
-        limits: Limits,
-        overrides: HttpOverrides,
+        adapter: type[Channel] | type[Carrier],
+        settings: ChannelSettings | CarrierSettings,
     ) -> HttpClient:
-        http = self.config.http_for(overrides)
+        """The adapter's defaults, overridden by the config's `http` blocks."""
+        http = self.config.http_for(settings.http)
+        limits = adapter.limits
         bucket = TokenBucket(
             http.rate_per_s or limits.rate_per_s, http.burst or limits.burst, sleep=self.sleep
         )
         return HttpClient(
-            label,
-            base_url=base_url,
-            headers=headers,
+            adapter.label,
+            base_url=settings.base_url or adapter.base_url(settings),
+            headers=adapter.auth_headers(settings),
             timeout_s=http.timeout_s,
             max_retries=http.max_retries,
             max_retry_after_s=http.max_retry_after_s,
             bucket=bucket,
             transport=self.transports.get(name),
             sleep=self.sleep,
+            now=self.now,
         )
 
     # -- checks that need the ERP -----------------------------------------------------------
