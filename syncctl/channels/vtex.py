@@ -101,6 +101,7 @@ class VtexChannel(Channel):
         self.links = ctx.links
         self.pricing_url = pricing_base_url(ctx.settings)
         self.trade_policy = str(self.options.sales_channel)
+        self._absent: set[str] = set()  # RefIds this run's bulk look-ups found missing on VTEX
 
     @classmethod
     def base_url(cls, settings: ChannelSettings) -> str:
@@ -120,7 +121,8 @@ class VtexChannel(Channel):
         linked = self.links.channel_ids("sku", skus)
         missing = sorted(set(skus) - linked.keys())  # the bulk look-up answers 500 to duplicates
         if missing:
-            self._look_up_skus(missing)
+            found = self._look_up_skus(missing)
+            self._absent.update(ref for ref in missing if ref not in found)
 
     def _look_up_skus(self, refs: list[str]) -> dict[str, str]:
         """One bulk RefId -> SKU id look-up (§1.1); links and returns those VTEX has."""
@@ -133,7 +135,10 @@ class VtexChannel(Channel):
         return ids
 
     def _sku_id(self, sku: str) -> str | None:
-        return self.links.channel_ids("sku", [sku]).get(sku) or self._look_up_skus([sku]).get(sku)
+        linked = self.links.channel_ids("sku", [sku]).get(sku)
+        if linked or sku in self._absent:  # prepare_skus just asked VTEX about it
+            return linked
+        return self._look_up_skus([sku]).get(sku)
 
     def _listed_sku_id(self, sku: str) -> str:
         sku_id = self._sku_id(sku)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import math
+import base64
 import random
 import re
-import secrets
 import threading
 import time
 import unicodedata
@@ -238,6 +238,7 @@ class FakeVtex:
         clock: Clock | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        seed: int = 0,
     ) -> None:
         self.account = account
         self._credentials = (app_key, app_token)
@@ -273,8 +274,11 @@ class FakeVtex:
         self.list_index_delay_s = 0.0  # List orders only sees orders at least this old
         self._feed: dict[str, _FeedEvent] = {}
         self._handles: dict[str, str] = {}  # handle -> event id
-        self._rng = random.Random(0)
+        self._rng = random.Random(seed)  # ids, handles and receipts: the same run twice gives the same ones
         self._order_count = 0
+
+    def _hex(self) -> str:
+        return uuid.UUID(int=self._rng.getrandbits(128)).hex
 
     # ------------------------------------------------------------------ WSGI
 
@@ -409,6 +413,7 @@ class FakeVtex:
                 customer=customer or {},
                 address=address or {},
                 warehouse_id=next(iter(self.warehouses)),
+                profile_id=self._hex(),
             )
             self.orders[order_id] = order
             if self._feed_wants(status):
@@ -869,12 +874,12 @@ class FakeVtex:
     def _enqueue(self, order: dict[str, Json], last_state: str, last_change: datetime) -> None:
         now = self.now()
         event = _FeedEvent(
-            uuid.uuid4().hex.upper(), order["orderId"], order["status"], last_state, last_change, now, now
+            self._hex().upper(), order["orderId"], order["status"], last_state, last_change, now, now
         )
         self._feed[event.event_id] = event
 
     def _deliver(self, event: _FeedEvent, hidden_until: datetime) -> dict[str, Json]:
-        handle = "AQEB" + secrets.token_urlsafe(30)  # a new handle on every delivery
+        handle = "AQEB" + base64.urlsafe_b64encode(self._rng.randbytes(30)).decode()  # new on every delivery
         self._handles[handle] = event.event_id
         event.visible_at = hidden_until
         return {
@@ -1023,7 +1028,7 @@ class FakeVtex:
         raise ApiError(404, f"Invoice {invoice_number} not found on order {order['orderId']}")
 
     def _receipt(self, order: dict[str, Json]) -> dict[str, Json]:
-        return {"date": _vtex_time(self.now()), "orderId": order["orderId"], "receipt": uuid.uuid4().hex}
+        return {"date": _vtex_time(self.now()), "orderId": order["orderId"], "receipt": self._hex()}
 
     def _change_status(self, order: dict[str, Json], status: str) -> None:
         previous, previous_change = order["status"], datetime.fromisoformat(order["lastChange"])
@@ -1041,7 +1046,7 @@ class FakeVtex:
         sku = self.skus.get(catalog_id)  # a line may name a SKU the fake's catalog lacks
         eans = self.eans.get(catalog_id, [])
         return {
-            "uniqueId": uuid.uuid4().hex.upper(),
+            "uniqueId": self._hex().upper(),
             "id": str(sku_id),
             "productId": str(sku["ProductId"]) if sku else "",
             "ean": eans[0] if eans else None,
@@ -1348,6 +1353,7 @@ def _order_json(
     customer: Mapping[str, Json],
     address: Mapping[str, Json],
     warehouse_id: str,
+    profile_id: str,
 ) -> dict[str, Json]:
     group = order_id.rsplit("-", 1)[0]
     items_total = sum(item["price"] * item["quantity"] for item in items)
@@ -1375,7 +1381,7 @@ def _order_json(
         ],
         "items": items,
         "clientProfileData": {
-            "email": f"{uuid.uuid4().hex}@ct.vtex.com.br",  # VTEX masks the real address
+            "email": f"{profile_id}@ct.vtex.com.br",  # VTEX masks the real address
             "firstName": "Ana",
             "lastName": "Souza",
             "documentType": "cpf",
@@ -1385,7 +1391,7 @@ def _order_json(
             "corporateName": None,
             "corporateDocument": None,
             "stateInscription": None,
-            "userProfileId": uuid.uuid4().hex,
+            "userProfileId": profile_id,
             **customer,
         },
         "shippingData": {
