@@ -259,6 +259,13 @@ def test_invoice_and_tracking_are_sent_once_and_again_when_they_change(shop: Sho
     package = shop.fake.orders[order_id]["packageAttachment"]["packages"][0]
     assert package["trackingNumber"] == "AA987654321BR"
 
+    invoice_posts = len(shop.requests("POST", "/invoice"))
+    shop.erp_update("invoices", {"order_id": erp_order_id}, {"xml": "<nfeProc>corrected</nfeProc>"})
+    [corrected] = shop.run("push-invoices")
+    assert (corrected.sent, corrected.unchanged) == (1, 1)
+    assert len(shop.requests("POST", "/invoice")) == invoice_posts + 1
+    assert shop.requests("POST", "/invoice")[-1].body["embeddedInvoice"] == "<nfeProc>corrected</nfeProc>"
+
 
 # -- failures, retries, rate limits -----------------------------------------------------------------------
 
