@@ -359,3 +359,13 @@ def test_run_all_runs_every_feature_of_automatic_channels_in_order(shop: Shop) -
     assert [r.job for r in results] == ["pull-orders", "push-products", "push-stock", "push-prices", "push-invoices"]
     assert all(r.outcome is Outcome.ok for r in results)
     assert by_job(shop.run("run-all"))["push-products"].sent == 0
+
+
+def test_full_still_holds_a_deep_price_cut(shop: Shop) -> None:
+    shop.run("push-products")
+    shop.run("push-prices")
+    shop.erp_update("prices", {"sku": "BONE-AZUL"}, {"list_price": Decimal("5.99"), "updated_at": T0 + timedelta(minutes=1)})
+    shop.clock.advance(minutes=2)
+    [result] = shop.run("push-prices", full=True)
+    assert (result.sent, [f.key for f in result.failures]) == (4, ["BONE-AZUL"])
+    assert vtex_price(shop, "BONE-AZUL")["basePrice"] == Decimal("59.9")

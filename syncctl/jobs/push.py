@@ -69,7 +69,7 @@ def push(run: Run, spec: PushSpec[T]) -> None:
 def _push_chunk(run: Run, spec: PushSpec[T], chunk: list[T], pool: ThreadPoolExecutor) -> None:
     result, state, opts = run.result, run.rt.state, run.options
     keys = [spec.key(item) for item in chunk]
-    previous = {} if opts.full else state.pushed(run.name, spec.feature, keys)
+    previous = state.pushed(run.name, spec.feature, keys)  # read under --full too: the hold rules need it
     now = run.now
     due: list[tuple[T, dict[str, Any], str]] = []
     for item, key in zip(chunk, keys):
@@ -80,7 +80,7 @@ def _push_chunk(run: Run, spec: PushSpec[T], chunk: list[T], pool: ThreadPoolExe
             continue
         digest = payload_hash(payload)
         prev = previous.get(key)
-        if prev is not None and prev.hash == digest and prev.due_at > now:
+        if not opts.full and prev is not None and prev.hash == digest and prev.due_at > now:
             result.unchanged += 1
             continue
         held = None if opts.allow_drop else spec.hold(item, prev)

@@ -84,7 +84,12 @@ def run_on_carrier(rt: Runtime, name: str, specs: list[JobSpec], options: JobOpt
 def _run_locked(rt, lock_name, name, specs, options, open_adapter, runnable, http_overrides) -> list[JobResult]:
     try:
         with locks.hold(rt.lock_dir, lock_name):
-            adapter = open_adapter(name)
+            try:
+                adapter = open_adapter(name)
+            except Exception as exc:  # e.g. options the adapter refuses: this channel only
+                log.debug("%s could not start", name, exc_info=True)
+                message = redact(f"{type(exc).__name__}: {exc}")
+                return [JobResult(name, spec.name, Outcome.error, message=message) for spec in specs]
             concurrency = rt.config.http_for(http_overrides).concurrency or adapter.limits.concurrency
             try:
                 results = []
