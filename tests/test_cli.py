@@ -186,3 +186,13 @@ def test_demo_exits_0_and_its_last_run_all_sends_nothing(tmp_path: Path) -> None
     }
     assert all(r["sent"] == 0 and r["failed"] == 0 for r in last["results"])
     assert all(route.startswith("GET ") for route in last["requests_to_vtex"])
+
+
+def test_config_check_online_tries_the_credentials_and_the_warehouse(live: Shop, monkeypatch) -> None:
+    assert cli(live, "config", "check", "--online").exit_code == 0
+    live.config_path.write_text(live.config_path.read_text().replace('warehouse_id: "1_1"', 'warehouse_id: "1_9"'))
+    wrong_warehouse = cli(live, "config", "check", "--online")
+    assert wrong_warehouse.exit_code == 3 and "'1_9' is not a VTEX warehouse" in wrong_warehouse.output
+    monkeypatch.setenv("VTEX_APP_TOKEN", "not-the-token")
+    refused = cli(live, "config", "check", "--online")
+    assert refused.exit_code == 3 and "vtex-main" in refused.output and "not-the-token" not in refused.output

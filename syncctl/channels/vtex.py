@@ -116,6 +116,20 @@ class VtexChannel(Channel):
             "X-VTEX-API-AppToken": credentials.app_token.get_secret_value(),
         }
 
+    def check_credentials(self) -> None:
+        """A catalog read the key needs anyway, then the configured warehouse (§0.2: listing
+        warehouses needs Logistics viewer; a key without it is told, not failed)."""
+        self.http.json("GET", "/api/catalog_system/pvt/sku/stockkeepingunitids", params={"page": 1, "pagesize": 1})
+        response = self.http.request("GET", "/api/logistics/pvt/configuration/warehouses", allow=(403,))
+        if response.status_code == 403:
+            return
+        ids = [str(w.get("id")) for w in response.json() or []]
+        if self.options.warehouse_id not in ids:
+            raise RecordRejected(
+                f"options.warehouse_id {self.options.warehouse_id!r} is not a VTEX warehouse "
+                f"(VTEX has: {', '.join(ids) or 'none'}; ids are case-sensitive)"
+            )
+
     # -- ids ---------------------------------------------------------------------------
     def prepare_skus(self, skus: list[str]) -> None:
         linked = self.links.channel_ids("sku", skus)
