@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
-
 from conftest import T0, Shop, by_job
+
 from syncctl import locks
+from syncctl.jobs import JOBS_BY_NAME, JobOptions
+from syncctl.jobs.plan import run_job
 from syncctl.jobs.result import Outcome, combine_exit_codes
 from syncctl.paths import lock_dir
 from syncctl.state import StateStore
@@ -369,3 +374,31 @@ def test_full_still_holds_a_deep_price_cut(shop: Shop) -> None:
     [result] = shop.run("push-prices", full=True)
     assert (result.sent, [f.key for f in result.failures]) == (4, ["BONE-AZUL"])
     assert vtex_price(shop, "BONE-AZUL")["basePrice"] == Decimal("59.9")
+
+
+def test_requests_run_concurrently_up_to_the_channel_limit(shop: Shop) -> None:
+    shop.config_path.write_text(shop.config_path.read_text().replace(
+        "    prices:\n", "    http: {concurrency: 3}\n    prices:\n", 1))
+    in_flight, peak, lock = 0, 0, threading.Lock()
+
+    def slow(environ, start_response):
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        try:
+            time.sleep(0.02)
+            return shop.fake(environ, start_response)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    shop.run("push-products")
+    rt = shop.runtime()
+    rt.transports = {"vtex-main": httpx.WSGITransport(app=slow)}
+    try:
+        [result] = run_job(rt, JOBS_BY_NAME["push-stock"], ["vtex-main"], JobOptions(full=True))
+    finally:
+        rt.close()
+    assert result.sent == 5
+    assert peak == 3
