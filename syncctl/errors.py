@@ -53,6 +53,21 @@ class RecordRejected(SyncctlError):
     """The remote refused one item (4xx): that item fails, the rest go on (exit 1)."""
 
 
+class NothingToSend(SyncctlError):
+    """The channel has nothing to take for this item, by design (e.g. Mercado Livre's
+    Full stock, which is what sits in its warehouse): not an error. The message says
+    why, once; the item is not tried again until its payload changes."""
+
+
+class Undelivered(SyncctlError):
+    """The channel took a message but will not deliver it (e.g. moderation). It must
+    not be sent again: `channel_message_id` is what the channel stored."""
+
+    def __init__(self, message: str, channel_message_id: str) -> None:
+        super().__init__(message)
+        self.channel_message_id = channel_message_id
+
+
 class Unsupported(SyncctlError):
     """The channel has no API for this feature."""
 

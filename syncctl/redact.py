@@ -3,6 +3,7 @@ passes through `redact` first."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 
@@ -18,7 +19,7 @@ class Redactor:
     def add(self, secret: str | None) -> None:
         if secret and len(secret) >= _MIN_SECRET_LEN:
             with self._lock:
-                self._secrets.add(secret)
+                self._secrets.update(spellings(secret))
 
     def __call__(self, text: object) -> str:
         text = str(text)
@@ -31,6 +32,21 @@ class Redactor:
     def clear(self) -> None:
         with self._lock:
             self._secrets.clear()
+
+
+def spellings(secret: str) -> set[str]:
+    """The secret as written and as escaped text shows it: inside JSON (an error body
+    echoing it, --json output) and inside a Python repr (exception messages,
+    tracebacks), whichever quote the repr escapes."""
+    escaped = secret.encode("unicode_escape").decode("ascii")  # backslashes, control and non-ASCII characters
+    return {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        escaped,
+        escaped.replace("'", "\\'"),
+        escaped.replace('"', '\\"'),
+    }
 
 
 redact = Redactor()

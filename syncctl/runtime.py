@@ -66,7 +66,9 @@ class Runtime:
     @property
     def erp(self) -> Erp:
         if self._erp is None:
-            self._erp = open_erp(self.config.erp_url())
+            # Our clock stamps what syncctl writes (sale moves): incremental runs compare
+            # those stamps with cursors taken from the same clock.
+            self._erp = open_erp(self.config.erp_url(), clock=self.now)
         return self._erp
 
     @property
@@ -101,6 +103,7 @@ class Runtime:
             links=StateLinks(self.state, name, self.now),
             now=self.now,
             known_orders=lambda ids: self.erp.known_orders(name, ids),
+            state=self.state,
         )
         return cls(ctx)
 

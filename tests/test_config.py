@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import CARRIER_ENV
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-import syncctl.carriers
 import syncctl.channels
 from syncctl import config as config_module
 from syncctl.config import Config, ErpSettings, StateSettings, load, set_flag
@@ -22,7 +22,7 @@ from syncctl.redact import redact
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config.example.yaml"
-ENV = {"VTEX_APP_KEY": "vtex-key-from-env-7f3a", "VTEX_APP_TOKEN": "vtex-token-from-env-9c1e"}
+ENV = {"VTEX_APP_KEY": "vtex-key-from-env-7f3a", "VTEX_APP_TOKEN": "vtex-token-from-env-9c1e", **CARRIER_ENV}
 
 
 class _Strict(BaseModel):
@@ -50,20 +50,16 @@ class FakeVtex:
     supported = frozenset(Feature) - {Feature.sac}
 
 
-class FakeCarrier:
-    class Credentials(_Strict):
-        token: SecretStr
-
-    class Options(_Strict):
-        pass
+# The real adapter: the example file has an ml-main block.
+MERCADOLIVRE = syncctl.channels.channel_class("mercadolivre")
 
 
 @pytest.fixture(autouse=True)
 def registries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(syncctl.channels, "channel_types", lambda: ["vtex"])
-    monkeypatch.setattr(syncctl.channels, "channel_class", {"vtex": FakeVtex}.__getitem__)
-    monkeypatch.setattr(syncctl.carriers, "carrier_types", lambda: ["jadlog"])
-    monkeypatch.setattr(syncctl.carriers, "carrier_class", {"jadlog": FakeCarrier}.__getitem__)
+    types = {"vtex": FakeVtex, "mercadolivre": MERCADOLIVRE}
+    monkeypatch.setattr(syncctl.channels, "channel_types", lambda: sorted(types))
+    monkeypatch.setattr(syncctl.channels, "channel_class", types.__getitem__)
+    # Carriers are the real registry: config tests need only their settings models.
 
 
 VALID = """\
@@ -112,7 +108,11 @@ def test_example_loads_with_its_variables_set() -> None:
     assert vtex.stock.debit_warehouse == "CD-SP" and vtex.stock.from_warehouses == ["CD-SP", "LOJA-01"]
     assert vtex.features is not None and vtex.features[Feature.sac] is False
     assert config.http.max_retry_after_s == 120 and config.state.resend_after_h == 24
-    assert config.erp.debits_stock is False and config.carriers == {}
+    assert config.erp.debits_stock is False
+    assert {name: carrier.type for name, carrier in config.carriers.items()} == {
+        "correios": "correios", "jadlog": "jadlog", "melhorenvio": "melhorenvio",
+    }  # fmt: skip
+    assert config.carriers["correios"].credentials.postcard.get_secret_value() == "0012345678"
 
 
 def unwritten_keys(config: Config, adapter: type) -> list[str]:
@@ -146,7 +146,7 @@ def test_example_writes_every_key_the_models_accept() -> None:
 
 def test_example_matches_the_real_vtex_type(monkeypatch: pytest.MonkeyPatch) -> None:
     vtex = pytest.importorskip("syncctl.channels.vtex")
-    monkeypatch.setattr(syncctl.channels, "channel_class", {"vtex": vtex.VtexChannel}.__getitem__)
+    monkeypatch.setattr(syncctl.channels, "channel_class", {"vtex": vtex.VtexChannel, "mercadolivre": MERCADOLIVRE}.__getitem__)
 
     config = load(EXAMPLE, environ=ENV)
 
@@ -286,7 +286,7 @@ def test_unknown_channel_type_gives_the_line_and_the_known_types(tmp_path: Path)
 
     assert problem.line == 3
     assert "unknown channel type 'vtx'" in problem.message
-    assert "did you mean 'vtex'?" in problem.message and "known types: vtex" in problem.message
+    assert "did you mean 'vtex'?" in problem.message and "known types: mercadolivre, vtex" in problem.message
 
 
 def test_channel_without_type_is_reported_at_the_channel(tmp_path: Path) -> None:

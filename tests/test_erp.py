@@ -1,13 +1,16 @@
 """The ERP adapter over the integration schema (contract §5).
 
-Every test takes `erp_url`; today it names a temporary SQLite file, and the same
-tests are meant to run against a PostgreSQL URL by parametrizing that fixture.
+Every test taking `erp_url` (or `erp_database`, an empty database) runs on each
+backend: a SQLite file, and a schema of its own on a real PostgreSQL server.
 """
 
 from __future__ import annotations
 
 import inspect
+import multiprocessing
+import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -29,9 +32,9 @@ from syncctl.domain import (
     TicketMessage,
     TrackingEvent,
 )
-from syncctl.erp import Erp, SqlErp, check_schema, init_schema
+from syncctl.erp import Erp, SqlErp, check_schema, init_schema, open_erp
 from syncctl.erp import orders as erp_orders
-from syncctl.erp.db import create_erp_engine
+from syncctl.erp.db import create_erp_engine, engine_url
 from syncctl.erp.orders import CANCELLED_AFTER_INVOICING
 from syncctl.erp.schema import (
     inventories,
@@ -69,14 +72,14 @@ class Clock:
 
 
 @pytest.fixture
-def erp_url(tmp_path: Any) -> str:
-    return f"sqlite:///{tmp_path / 'erp.db'}"
+def erp_url(erp_with_schema: str) -> str:
+    """A database with the integration schema and no rows (conftest's `erp_with_schema`)."""
+    return erp_with_schema
 
 
 @pytest.fixture
 def db(erp_url: str) -> Iterator[Engine]:
-    """The schema, and an engine the tests use to play the ERP's part."""
-    init_schema(erp_url)
+    """An engine the tests use to play the ERP's part."""
     engine = create_erp_engine(erp_url)
     yield engine
     engine.dispose()
@@ -102,8 +105,9 @@ def add(db: Engine, table: Table, *rows: dict[str, Any]) -> None:
 
 
 def rows(db: Engine, table: Table, *where: Any) -> list[Any]:
+    order = list(table.primary_key) or list(table.columns)  # the same order on every backend
     with db.connect() as conn:
-        return list(conn.execute(select(table).where(*where)))
+        return list(conn.execute(select(table).where(*where).order_by(*order)))
 
 
 def make_order(
@@ -144,11 +148,11 @@ def test_sql_erp_has_every_method_of_the_port_with_its_signature() -> None:
 
 
 # -- schema --------------------------------------------------------------------------
-def test_init_is_idempotent_and_check_finds_the_schema_complete(erp_url: str) -> None:
-    init_schema(erp_url)
-    init_schema(erp_url)
+def test_init_is_idempotent_and_check_finds_the_schema_complete(erp_database: str) -> None:
+    init_schema(erp_database)
+    init_schema(erp_database)
 
-    assert check_schema(erp_url) == []
+    assert check_schema(erp_database) == []
 
 
 def test_check_names_each_missing_table_view_and_column(db: Engine, erp_url: str) -> None:
@@ -184,13 +188,33 @@ def test_check_of_a_missing_sqlite_file_says_so_and_creates_nothing(tmp_path: An
     assert not path.exists()
 
 
-def test_a_missing_table_is_an_erp_error(tmp_path: Any) -> None:
-    erp = SqlErp(create_erp_engine(f"sqlite:///{tmp_path / 'empty.db'}"))
+def test_a_missing_table_is_an_erp_error(erp_database: str) -> None:
+    erp = open_erp(erp_database)
     try:
-        with pytest.raises(ErpError, match="no such table: warehouses"):
+        with pytest.raises(ErpError, match='no such table: warehouses|relation "warehouses" does not exist'):
             erp.warehouses()
     finally:
         erp.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [
+        ("postgresql://erp@db.internal/erp", "postgresql+psycopg"),
+        ("postgres://erp@db.internal/erp", "postgresql+psycopg"),
+        ("postgresql+psycopg2://erp@db.internal/erp", "postgresql+psycopg2"),
+        ("sqlite:///erp.db", "sqlite"),
+    ],
+)
+def test_a_plain_postgresql_url_means_psycopg_3(url: str, driver: str) -> None:
+    assert engine_url(url).drivername == driver
+
+
+def test_a_missing_driver_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if syncctl[postgresql] were not installed
+
+    with pytest.raises(ErpError, match=r"driver psycopg is not installed .*syncctl\[postgresql\]"):
+        create_erp_engine("postgresql://erp@127.0.0.1/erp")
 
 
 def test_the_schema_compiles_for_postgresql_with_exact_types() -> None:
@@ -308,9 +332,22 @@ def test_stock_sums_only_the_listed_warehouses_and_reports_zero_without_balance(
     assert list(erp.stock_levels(["CD-SP", "LOJA-01"], skus=["SKU-A", "P1"])) == [StockLevel("SKU-A", 14)]
 
 
+def test_skus_come_in_code_point_order_whatever_the_database_collation(erp: SqlErp, db: Engine) -> None:
+    skus = ["sku-b", "SKU-A", "SKU_C", "SKUD", "Sku-e"]  # pt_BR: SKU_C, SKU-A, sku-b, Sku-e, SKUD
+    add(db, products, *({"sku": sku, "name": sku} for sku in skus))
+    add(db, prices, *(price_row(sku) for sku in skus))
+    expected = sorted(skus)
+
+    assert [product.sku for product in erp.sellable_products()] == expected
+    assert [level.sku for level in erp.stock_levels(None)] == expected
+    assert [level.sku for level in erp.stock_levels(None, skus=skus)] == expected
+    assert [price.sku for price in erp.effective_prices("default", at(1))] == expected
+
+
 def test_large_sku_filters_go_in_chunks_and_stay_in_sku_order(db: Engine, erp_url: str) -> None:
     skus = [f"SKU-{number:05d}" for number in range(1200)]
-    add(db, products, *({"sku": sku, "name": sku} for sku in skus))
+    with db.begin() as conn:
+        conn.execute(insert(products), [{"sku": sku, "name": sku} for sku in skus])
     engine = create_erp_engine(erp_url)
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
@@ -322,6 +359,20 @@ def test_large_sku_filters_go_in_chunks_and_stay_in_sku_order(db: Engine, erp_ur
 
     assert [level.sku for level in levels] == skus
     assert sum(sql.lstrip().startswith("SELECT") for sql in statements) == 3  # 500 + 500 + 200
+
+
+def test_a_read_sees_one_snapshot_while_the_erp_writes(erp: SqlErp, db: Engine) -> None:
+    skus = [f"SKU-{number:04d}" for number in range(600)]  # two chunks: two queries
+    with db.begin() as conn:
+        conn.execute(insert(products), [{"sku": sku, "name": sku} for sku in skus])
+    levels = erp.stock_levels(None, skus=skus)
+
+    first = next(levels)  # the first chunk's query ran; the second's has not
+    add(db, inventories, {"warehouse": "CD-SP", "sku": skus[-1], "quantity": 9, "status": "approved", "approved_at": at(0)})
+
+    assert first == StockLevel(skus[0], 0)
+    assert [level.quantity for level in levels][-1] == 0  # as when the read began
+    assert stock_of(erp)[skus[-1]] == 9
 
 
 # -- prices --------------------------------------------------------------------------
@@ -634,6 +685,54 @@ def test_concurrent_imports_of_the_same_orders_store_each_once(
     assert len(rows(db, stock_moves)) == 40
 
 
+# Racing processes fork from a server process that imported this module once (and
+# holds no connection), so each starts at once instead of importing everything again.
+RACERS = multiprocessing.get_context("forkserver")
+RACERS.set_forkserver_preload([__name__])
+
+
+def import_in_a_process_of_its_own(url: str, rounds: list[list[Order]], start: Any, results: Any) -> None:
+    """A separate OS process, sharing nothing with the test but the database."""
+    erp = open_erp(url)
+    try:
+        outcomes = []
+        for orders_of_round in rounds:
+            start.wait()
+            outcomes.append([(outcome.created, outcome.status_changed) for outcome in map(
+                lambda order: import_(erp, order), orders_of_round
+            )])
+        results.put(outcomes)
+    finally:
+        erp.close()
+
+
+def test_two_processes_importing_then_cancelling_the_same_orders_store_debit_and_return_once(
+    db: Engine, erp_url: str, stocked: None
+) -> None:
+    numbers = range(20)
+    rounds = [
+        [make_order(f"V-{number}") for number in numbers],
+        [make_order(f"V-{number}", status=OrderStatus.canceled) for number in numbers],
+    ]
+    start, results = RACERS.Barrier(2, timeout=60), RACERS.Queue()
+    racers = [
+        RACERS.Process(target=import_in_a_process_of_its_own, args=(erp_url, rounds, start, results))
+        for _ in range(2)
+    ]
+    for racer in racers:
+        racer.start()
+    imported, cancelled = zip(*(results.get(timeout=60) for _ in racers), strict=True)
+    for racer in racers:
+        racer.join(timeout=60)
+
+    assert [racer.exitcode for racer in racers] == [0, 0]
+    assert sorted(created for outcomes in imported for created, _ in outcomes) == [False] * 20 + [True] * 20
+    assert sorted(changed for outcomes in cancelled for _, changed in outcomes) == [False] * 20 + [True] * 20
+    assert len(rows(db, orders)) == 20
+    assert len(rows(db, order_items)) == 40
+    assert Counter(move.reason for move in rows(db, stock_moves)) == {"sale": 40, "cancel": 40}
+
+
 def test_an_order_inserted_by_another_process_after_our_look_is_only_followed(
     erp: SqlErp, db: Engine, stocked: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -704,6 +803,16 @@ def test_order_updates_carry_lines_invoice_latest_shipment_and_its_events(
     assert second.shipment is not None and second.shipment.tracking_code == "NEW"
     assert [(event.code, event.location) for event in second.events] == [("PO", "SP"), ("RO", None)]
     assert [update.order_id for update in erp.order_updates("vtex-main", ["V-2", "V-3"])] == [shipped]
+
+
+def test_order_lines_come_back_in_code_point_order(erp: SqlErp, db: Engine, stocked: None) -> None:
+    lines = tuple(OrderLine(sku=sku, quantity=1, unit_price=Decimal("1.00")) for sku in ("sku-b", "SKU_C", "SKU-A"))
+    order_id = import_(erp, make_order(lines=lines)).order_id
+    add(db, invoices, invoice_row(order_id))
+
+    [update] = erp.order_updates("vtex-main")
+
+    assert [line.sku for line in update.lines] == ["SKU-A", "SKU_C", "sku-b"]
 
 
 # -- tracking --------------------------------------------------------------------------

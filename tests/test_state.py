@@ -74,7 +74,7 @@ def test_migrations_are_applied_once(path: Path) -> None:
     first = _rows(path, query)
     StateStore(path).close()
     assert _rows(path, query) == first
-    assert [name for name, _ in first] == ["m001_initial"]
+    assert [name for name, _ in first] == ["m001_initial", "m002_pushed_due_index"]
     tables = {name for (name,) in _rows(path, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"cursors", "pushed", "links", "tokens", "runs", "failures", "notices"} <= tables
 

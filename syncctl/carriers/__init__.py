@@ -1,4 +1,4 @@
-"""Carrier registry: one line per carrier type (the carriers land in their own issue)."""
+"""Carrier registry: one line per carrier type."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ from importlib import import_module
 
 from syncctl.carriers.base import Carrier
 
-_TYPES: dict[str, str] = {}
+_TYPES: dict[str, str] = {
+    "correios": "syncctl.carriers.correios:CorreiosCarrier",
+    "jadlog": "syncctl.carriers.jadlog:JadlogCarrier",
+    "melhorenvio": "syncctl.carriers.melhorenvio:MelhorEnvioCarrier",
+}
 
 
 def carrier_types() -> list[str]:

@@ -8,6 +8,7 @@ from syncctl.channels.base import Channel
 
 _TYPES = {
     "vtex": "syncctl.channels.vtex:VtexChannel",
+    "mercadolivre": "syncctl.channels.mercadolivre:MercadoLivreChannel",
 }
 
 

@@ -51,6 +51,7 @@ class ChannelContext:
     links: Links
     now: Callable[[], datetime]  # aware UTC
     known_orders: Callable[[list[str]], set[str]]  # which channel order ids the ERP already has
+    state: Any = None  # StateStore, for tokens the channel rotates (OAuth channels need it)
 
 
 @dataclass
@@ -59,13 +60,16 @@ class OrderBatch:
 
     `cursor` is what the job saves once every order of the batch is in the ERP (None:
     leave the cursor as it is); `ack` is the channel's own bookkeeping (feed handles,
-    queue ids) that `acknowledge` uses.
+    queue ids) that `acknowledge` uses. `unreadable` holds the orders the channel
+    answered but the adapter could not read (channel order id -> why): the job records
+    them as failed, keeps the cursor, and passes them to `acknowledge` as failed.
     """
 
     orders: list[Order]
     cursor: str | None = None
     ack: Any = None
     notes: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +107,12 @@ class Channel:
 
     def close(self) -> None:
         """Release anything the adapter holds besides its HttpClient."""
+
+    def authorize(self, *, code: str | None = None, refresh_token: str | None = None,
+                  code_verifier: str | None = None) -> str:
+        """OAuth channels (`channel auth`): exchange an authorization code, or a refresh
+        token, for the first token pair and store it; returns what was stored, in words."""
+        raise Unsupported(f"{self.label} authenticates with static keys from the config: nothing to store")
 
     def check_credentials(self) -> None:
         """One cheap authenticated request (config check --online); raises AuthError."""
@@ -164,8 +174,16 @@ class Channel:
         raise Unsupported(self._why(Feature.sac))
 
     def send_reply(self, channel_ticket_id: str, message: TicketMessage) -> str:
-        """Send an agent's reply; returns the channel's message id."""
+        """Send an agent's reply; returns the channel's message id. Raises Undelivered
+        when the channel stored it but will not deliver it."""
         raise Unsupported(self._why(Feature.sac))
+
+    def find_sent_reply(self, channel_ticket_id: str, message: TicketMessage, since: datetime) -> str | None:
+        """The channel's id of `message` if a reply with its text reached the ticket at or
+        after `since` (a run that died between sending and recording it); None when it is
+        not there. A channel that cannot read its threads back answers None (the reply
+        is sent again)."""
+        return None
 
     # ---------------------------------------------------------------------------------
     def _why(self, feature: Feature) -> str:

@@ -102,6 +102,9 @@ class VtexChannel(Channel):
         self.pricing_url = pricing_base_url(ctx.settings)
         self.trade_policy = str(self.options.sales_channel)
         self._absent: set[str] = set()  # RefIds this run's bulk look-ups found missing on VTEX
+        # The ids prepare_skus found for the chunk being sent: one state query per chunk,
+        # not one per request from every worker thread.
+        self._chunk_ids: dict[str, str] = {}
 
     @classmethod
     def base_url(cls, settings: ChannelSettings) -> str:
@@ -137,6 +140,8 @@ class VtexChannel(Channel):
         if missing:
             found = self._look_up_skus(missing)
             self._absent.update(ref for ref in missing if ref not in found)
+            linked |= found
+        self._chunk_ids = linked
 
     def _look_up_skus(self, refs: list[str]) -> dict[str, str]:
         """One bulk RefId -> SKU id look-up (§1.1); links and returns those VTEX has."""
@@ -149,7 +154,7 @@ class VtexChannel(Channel):
         return ids
 
     def _sku_id(self, sku: str) -> str | None:
-        linked = self.links.channel_ids("sku", [sku]).get(sku)
+        linked = self._chunk_ids.get(sku) or self.links.channel_ids("sku", [sku]).get(sku)
         if linked or sku in self._absent:  # prepare_skus just asked VTEX about it
             return linked
         return self._look_up_skus([sku]).get(sku)
@@ -313,10 +318,10 @@ class VtexChannel(Channel):
             handles: dict[str, list[str]] = {}
             for event in events:  # at-least-once delivery: one order may come several times
                 handles.setdefault(str(event["orderId"]), []).append(event["handle"])
-            orders, unreadable, notes = self._read_orders(list(handles))
+            orders, unreadable = self._read_orders(list(handles))
             for order_id in unreadable:
                 del handles[order_id]  # left uncommitted: its events come back after the visibility timeout
-            yield OrderBatch(orders=orders, ack=handles, notes=notes)
+            yield OrderBatch(orders=orders, ack=handles, unreadable=unreadable)
         yield OrderBatch(orders=[], notes=[f"stopped after {MAX_LOTS_PER_RUN} feed lots: the rest come next run"])
 
     def _backstop(self, start: datetime, end: datetime) -> OrderBatch:
@@ -324,9 +329,9 @@ class VtexChannel(Channel):
         covers feed events that expired or never came."""
         listed, notes = self._list_ready_orders(start, end)
         known = self.ctx.known_orders(listed)
-        orders, _, read_notes = self._read_orders([order_id for order_id in listed if order_id not in known])
+        orders, unreadable = self._read_orders([order_id for order_id in listed if order_id not in known])
         # The cursor is the backstop's start time: the job saves it once these orders are in.
-        return OrderBatch(orders=orders, cursor=end.isoformat(), notes=notes + read_notes)
+        return OrderBatch(orders=orders, cursor=end.isoformat(), notes=notes, unreadable=unreadable)
 
     def _list_ready_orders(self, start: datetime, end: datetime) -> tuple[list[str], list[str]]:
         window = f"creationDate:[{rfc3339(start, 'milliseconds')} TO {rfc3339(end, 'milliseconds')}]"
@@ -346,22 +351,23 @@ class VtexChannel(Channel):
         )
         return list(ids), [note]
 
-    def _read_orders(self, order_ids: list[str]) -> tuple[list[Order], list[str], list[str]]:
-        """GET and map each order: (orders to import, ids that could not be read, notes).
-        Orders whose status needs nothing are neither imported nor unreadable."""
-        orders, unreadable, notes = [], [], []
+    def _read_orders(self, order_ids: list[str]) -> tuple[list[Order], dict[str, str]]:
+        """GET and map each order: (orders to import, id -> why for those that could not
+        be read). Orders whose status needs nothing are neither imported nor unreadable."""
+        orders, unreadable = [], {}
         for order_id in order_ids:
             try:
                 order_json, raw = self._get_order(order_id)
                 ids = [str(item["id"]) for item in order_json.get("items") or []]
                 order = order_from_vtex(order_json, self.links.erp_ids("sku", ids), raw=raw)
-            except (RecordRejected, ValueError, KeyError, TypeError) as exc:  # one bad order never stops the rest
-                unreadable.append(order_id)
-                notes.append(f"VTEX order {order_id} could not be read, left for the next run: {exc}")
+            except (RecordRejected, ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as exc:
+                # One bad order never stops the rest: a refused read, or a field missing or mistyped.
+                why = exc if isinstance(exc, RecordRejected) else f"{type(exc).__name__}: {exc}"
+                unreadable[order_id] = f"VTEX order {order_id} could not be read, left for the next run: {why}"
                 continue
             if order is not None:
                 orders.append(order)
-        return orders, unreadable, notes
+        return orders, unreadable
 
     def _get_order(self, order_id: str) -> tuple[dict[str, Any], str]:
         """The order (§4.5b) and its JSON text, kept for support staff."""

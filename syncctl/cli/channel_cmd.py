@@ -1,15 +1,20 @@
-"""channel list|show|enable|disable: the automatic-integration switch and features."""
+"""channel list|show|enable|disable|auth: the automatic-integration switch, features, OAuth tokens."""
 
 from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
 
 import typer
 
 from syncctl import config as config_mod
 from syncctl.channels import channel_class
+from syncctl.channels.base import Channel
 from syncctl.cli.context import Globals, handled
 from syncctl.cli.options import FeatureOpt
 from syncctl.domain import Feature
 from syncctl.errors import ConfigError
+from syncctl.redact import redact
 
 app = typer.Typer(help="List channels, show one, switch automatic integration or a feature.", no_args_is_help=True)
 
@@ -84,15 +89,54 @@ def disable(ctx: typer.Context, name: str, feature: FeatureOpt = None) -> None:
     _flip(ctx, name, False, feature)
 
 
+CodeOpt = Annotated[Optional[str], typer.Option(
+    "--code", help="The authorization code from the app's redirect (?code=...); '-' reads it from stdin.")]
+RefreshTokenOpt = Annotated[Optional[str], typer.Option(
+    "--refresh-token", help="A refresh token instead of a code; '-' reads it from stdin.")]
+CodeVerifierOpt = Annotated[Optional[str], typer.Option(
+    "--code-verifier", help="The PKCE code_verifier, when the app has PKCE on.")]
+
+
 @app.command("auth")
-def auth(ctx: typer.Context, name: str) -> None:
-    """OAuth channels: store the first token pair (no channel type needs it yet)."""
+def auth(
+    ctx: typer.Context, name: str, code: CodeOpt = None, refresh_token: RefreshTokenOpt = None,
+    code_verifier: CodeVerifierOpt = None,
+) -> None:
+    """OAuth channels (Mercado Livre): trade an authorization code, or a refresh token,
+    for the first token pair and store it in the state file. Needed once; syncctl
+    rotates the pair from then on."""
     g: Globals = ctx.obj
     out = g.output()
     with handled(out):
-        config = g.load_config()
-        settings = _settings(config, name)
-        raise ConfigError(f"{name} ({settings.type}) authenticates with static keys: nothing to store")
+        rt = g.runtime()
+        try:
+            settings = _settings(rt.config, name)
+            if channel_class(settings.type).authorize is Channel.authorize:
+                raise ConfigError(f"{name} ({settings.type}) authenticates with static keys: nothing to store")
+            channel = rt.open_channel(name)
+            try:
+                said = channel.authorize(
+                    code=_secret(code), refresh_token=_secret(refresh_token), code_verifier=_secret(code_verifier)
+                )
+            finally:
+                channel.close()
+                channel.http.close()
+        finally:
+            rt.close()
+    if out.json_mode:
+        out.document({"channel": name, "stored": said})
+    else:
+        out.info(f"{name}: {said}")
+
+
+def _secret(value: str | None) -> str | None:
+    """A value given on the command line, or read from stdin for '-' (kept out of argv
+    and shell history); never printed."""
+    if value == "-":
+        value = sys.stdin.readline().strip()
+    if value:
+        redact.add(value)
+    return value or None
 
 
 def _settings(config, name: str):

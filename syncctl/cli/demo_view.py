@@ -1,10 +1,12 @@
-"""How `syncctl demo` shows each step: the jobs' results, then what VTEX and the ERP hold."""
+"""How `syncctl demo` shows each step: the jobs' results, then what VTEX and Mercado Livre
+(side by side) and the ERP hold."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from rich.columns import Columns
 from rich.table import Table
 
 from syncctl.cli.output import Output
@@ -29,6 +31,8 @@ class DemoView:
             "requests_to_vtex": dict(sorted(step.requests.items())),
             "vtex": catalogue,
             "vtex_orders": {oid: o.get("status") for oid, o in fake.orders.items()},
+            "parcels": step.parcels,
+            "mercadolivre": step.mercadolivre,
         }
         self.steps.append(doc)
         if self.out.json_mode:
@@ -40,13 +44,28 @@ class DemoView:
         total = sum(step.requests.values())
         self.out.info(f"requests that reached VTEX: {total}" + (
             " (" + ", ".join(f"{route} ×{n}" for route, n in sorted(step.requests.items())) + ")" if total else ""))
+        ml = step.mercadolivre
+        ml_requests = ml.get("requests") or {}
+        self.out.info(f"requests that reached Mercado Livre: {sum(ml_requests.values())}" + (
+            " (" + ", ".join(f"{route} ×{n}" for route, n in ml_requests.items()) + ")" if ml_requests else ""))
         if self.out.console is not None:
-            self.out.console.print(_catalogue_table(catalogue))
+            self.out.console.print(Columns([_catalogue_table(catalogue), _listings_table(ml.get("listings") or [])]))
         else:
             for row in catalogue:
                 self.out.info("VTEX " + " ".join(f"{k}={'-' if v is None else v}" for k, v in row.items()))
+            for row in ml.get("listings") or []:
+                self.out.info("Mercado Livre " + " ".join(f"{k}={'-' if v is None else v}" for k, v in row.items()))
         for order_id, status in doc["vtex_orders"].items():
             self.out.info(f"VTEX order {order_id}: {status}")
+        for pack, status in (ml.get("orders") or {}).items():
+            self.out.info(f"Mercado Livre pack {pack}: {status}")
+        for shipment, label in (ml.get("labels") or {}).items():
+            self.out.info(f"Mercado Livre shipment {shipment}: {label}")
+        for pack, messages in (ml.get("messages") or {}).items():
+            for message in messages:
+                self.out.info(f"Mercado Livre message on {pack}: {message}")
+        for code, known in step.parcels.items():
+            self.out.info(f"ERP parcel {code}: {known}")
 
     def finish(self, exit_code: int) -> None:
         if self.out.json_mode:
@@ -72,6 +91,16 @@ def vtex_catalogue(fake: FakeVtex) -> list[dict[str, Any]]:
             "promo": str(promo["value"]) if promo else None,
         })
     return rows
+
+
+def _listings_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="on Mercado Livre now", show_edge=False, header_style="bold")
+    columns = ("sku", "item", "stock", "status", "full", "price", "discount")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) if row[c] is not None else "-" for c in columns))
+    return table
 
 
 def _catalogue_table(rows: list[dict[str, Any]]) -> Table:

@@ -8,6 +8,7 @@ import typer
 
 from syncctl.cli.context import Globals, handled
 from syncctl.erp import check_schema, init_schema
+from syncctl.erp.db import shown_url
 
 app = typer.Typer(help="Create or verify the ERP integration schema.", no_args_is_help=True)
 
@@ -27,9 +28,9 @@ def init(ctx: typer.Context, url: UrlOpt = None) -> None:
         target = _url(g, url)
         init_schema(target)
     if out.json_mode:
-        out.document({"url": target, "created": True})
+        out.document({"url": shown_url(target), "created": True})
     else:
-        out.info(f"ERP schema ready at {target}")
+        out.info(f"ERP schema ready at {shown_url(target)}")
 
 
 @app.command("check")
@@ -41,10 +42,10 @@ def check(ctx: typer.Context, url: UrlOpt = None) -> None:
         target = _url(g, url)
         problems = check_schema(target)
     if out.json_mode:
-        out.document({"url": target, "ok": not problems, "problems": problems})
+        out.document({"url": shown_url(target), "ok": not problems, "problems": problems})
     else:
         for problem in problems:
             out.error(problem)
         if not problems:
-            out.info(f"{target}: every table, view and column is there")
+            out.info(f"{shown_url(target)}: every table, view and column is there")
     raise typer.Exit(2 if problems else 0)

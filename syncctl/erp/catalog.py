@@ -1,8 +1,8 @@
 """Reads of the catalogue: products, warehouses, stock balances and prices.
 
 Every read is one query per chunk of SKUs (or one query for all), streamed and
-ordered by sku; SKU filters are sorted before chunking, so chunk after chunk the
-output stays in sku order.
+ordered by sku in code point order on every backend; SKU filters are sorted the
+same way before chunking, so chunk after chunk the output stays in sku order.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, and_, exists, func, or_, select, union
 
 from syncctl.domain import EffectivePrice, Product, StockLevel
-from syncctl.erp.db import chunked, stream, stream_as
+from syncctl.erp.db import bytewise, chunked, stream, stream_as
 from syncctl.erp.pricing import ListedPrice, ScheduledPrice, effective_price
 from syncctl.erp.schema import price_schedules, prices, products, stock_balances, warehouses
 
@@ -32,7 +32,7 @@ def sellable_products(conn: Connection, skus: Collection[str] | None) -> Iterato
             select(products, _parent.c.name.label("parent_name"))
             .select_from(products.outerjoin(_parent, _parent.c.sku == products.c.parent_sku))
             .where(_is_sellable())
-            .order_by(products.c.sku)
+            .order_by(bytewise(products.c.sku))
         )
         if chunk is not None:
             statement = statement.where(products.c.sku.in_(chunk))
@@ -58,7 +58,7 @@ def stock_levels(
         statement = (
             select(listed.c.sku, func.coalesce(totals.c.quantity, 0))
             .select_from(listed.outerjoin(totals, totals.c.sku == listed.c.sku))
-            .order_by(listed.c.sku)
+            .order_by(bytewise(listed.c.sku))
         )
         for sku, quantity in stream(conn, statement):
             yield StockLevel(sku=sku, quantity=int(quantity))
@@ -102,6 +102,15 @@ def next_price_change(conn: Connection, price_list: str, after: datetime) -> dat
     ]
     found = [moment for moment in conn.execute(select(*firsts)).one() if moment is not None]
     return min(found, default=None)
+
+
+def sellable_skus(conn: Connection, after: str | None, limit: int) -> list[str]:
+    """The next `limit` sellable SKUs after `after` (None: from the first), in the
+    order the streamed reads use."""
+    statement = select(products.c.sku).where(_is_sellable()).order_by(bytewise(products.c.sku)).limit(limit)
+    if after is not None:
+        statement = statement.where(bytewise(products.c.sku) > after)
+    return list(conn.scalars(statement))
 
 
 def _sku_chunks(skus: Collection[str] | None) -> Iterator[list[str] | None]:
@@ -155,5 +164,5 @@ def _price_rows(price_list: str, as_of: datetime, chunk: list[str] | None) -> Se
                 prices, and_(prices.c.sku == keys.c.sku, prices.c.price_list == price_list)
             ).outerjoin(price_schedules, and_(price_schedules.c.sku == keys.c.sku, started, is_latest))
         )
-        .order_by(keys.c.sku)
+        .order_by(bytewise(keys.c.sku))
     )

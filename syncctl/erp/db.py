@@ -1,7 +1,8 @@
 """Engines, transactions and the few SQL constructs that differ by backend.
 
-Everything dialect-specific in the ERP adapter lives here: SQLite connection
-tuning, and which `insert` carries ON CONFLICT DO NOTHING.
+Everything dialect-specific in the ERP adapter lives here: the driver a URL
+means, SQLite connection tuning, which `insert` carries ON CONFLICT DO NOTHING,
+and the collation strings are ordered by.
 """
 
 from __future__ import annotations
@@ -12,11 +13,25 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Executable, Row, Table, UniqueConstraint, create_engine, event
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Executable,
+    Row,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from syncctl.errors import ErpError
 
@@ -24,16 +39,36 @@ IN_CHUNK = 500  # values per IN (...): well under every backend's bound-paramete
 STREAM_CHUNK = 1000  # rows fetched per round trip when streaming
 
 _WRITE = "syncctl_write"  # execution option: this transaction will write
+# Users write plain postgresql:// URLs; SQLAlchemy would take that to mean psycopg2,
+# and syncctl ships psycopg 3 (the `postgresql` extra).
+_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
 _BUSY_TIMEOUT_MS = 30_000
 
 _T = TypeVar("_T")
 
 
 def create_erp_engine(url: str) -> Engine:
-    engine = create_engine(url)
+    try:
+        engine = create_engine(engine_url(url))
+    except ModuleNotFoundError as exc:
+        raise ErpError(
+            f"ERP database: its driver {exc.name} is not installed"
+            " (for PostgreSQL: pip install 'syncctl[postgresql]')"
+        ) from exc
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine)
     return engine
+
+
+def engine_url(url: str) -> URL:
+    parsed = make_url(url)
+    driver = _DRIVERS.get(parsed.drivername)
+    return parsed if driver is None else parsed.set(drivername=driver)
+
+
+def shown_url(url: str) -> str:
+    """`url` fit to print: its password masked."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -73,9 +108,15 @@ def absent_database(url: str) -> str | None:
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
-    """A transaction to read in (one consistent snapshot), rolled back at the end."""
-    with erp_errors(), engine.connect() as conn, conn.begin():
-        yield conn
+    """A transaction to read in (one consistent snapshot), rolled back at the end.
+    SQLite's is one already (WAL); PostgreSQL's default, READ COMMITTED, would let a
+    read of several queries see the ERP's commits in between. Read-only, REPEATABLE
+    READ never fails to serialize."""
+    with erp_errors(), engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        with conn.begin():
+            yield conn
 
 
 @contextmanager
@@ -98,15 +139,40 @@ def erp_errors() -> Iterator[None]:
 
 def insert_ignoring(conn: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
     """INSERT ... ON CONFLICT DO NOTHING on `table`'s one unique key, for the
-    connection's backend."""
+    connection's backend. Its result's rowcount is how many rows went in: SQLAlchemy
+    keeps rowcount only for UPDATE and DELETE unless asked, and psycopg forgets it
+    once the cursor closes."""
     dialects = {"sqlite": sqlite, "postgresql": postgresql}
     dialect = dialects.get(conn.dialect.name)
     if dialect is None:
         raise ErpError(f"ERP database: {conn.dialect.name} is not supported (SQLite or PostgreSQL)")
     (key,) = (constraint for constraint in table.constraints if isinstance(constraint, UniqueConstraint))
-    return dialect.insert(table).on_conflict_do_nothing(
+    statement = dialect.insert(table).on_conflict_do_nothing(
         index_elements=[column.name for column in key.columns]
     )
+    return statement.execution_options(preserve_rowcount=True)
+
+
+class _Bytewise(FunctionElement[str]):
+    type = String()  # so a comparison with it binds its operand as a string
+    inherit_cache = True
+
+
+def bytewise(column: ColumnElement[str]) -> ColumnElement[str]:
+    """`column` to order by in code point order, as SQLite and Python's sorted() do.
+    PostgreSQL would use the database's collation: pt_BR puts 'SKU_C' before 'SKU-A'."""
+    return _Bytewise(column)
+
+
+@compiles(_Bytewise)
+def _plain(element: _Bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return compiler.process(column, **kw)
+
+
+@compiles(_Bytewise, "postgresql")
+def _collate_c(element: _Bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'{_plain(element, compiler, **kw)} COLLATE "C"'
 
 
 def stream(conn: Connection, statement: Executable) -> Iterator[Row[Any]]:

@@ -20,7 +20,7 @@ from syncctl.domain import (
     Shipment,
     TrackingEvent,
 )
-from syncctl.erp.db import IN_CHUNK, chunked, insert_ignoring
+from syncctl.erp.db import IN_CHUNK, bytewise, chunked, insert_ignoring
 from syncctl.erp.schema import invoices, order_items, orders, shipment_events, shipments, stock_moves
 from syncctl.erp.tracking import event_from_row, shipment_from_row
 from syncctl.errors import ConfigError, ErpError
@@ -283,7 +283,7 @@ def _lines_by_order(conn: Connection, order_ids: list[int]) -> dict[int, list[Or
         select(order_items)
         .where(order_items.c.order_id.in_(order_ids))
         # order_items has no key of its own; this keeps the order of lines stable.
-        .order_by(order_items.c.order_id, order_items.c.channel_item_id, order_items.c.sku)
+        .order_by(order_items.c.order_id, bytewise(order_items.c.channel_item_id), bytewise(order_items.c.sku))
     )
     for row in rows:
         lines[row.order_id].append(
@@ -330,7 +330,7 @@ def _events_by_shipment(conn: Connection, shipment_ids: list[int]) -> dict[int, 
     rows = conn.execute(
         select(shipment_events)
         .where(shipment_events.c.shipment_id.in_(shipment_ids))
-        .order_by(shipment_events.c.shipment_id, shipment_events.c.occurred_at, shipment_events.c.code)
+        .order_by(shipment_events.c.shipment_id, shipment_events.c.occurred_at, bytewise(shipment_events.c.code))
     )
     for row in rows:
         events[row.shipment_id].append(event_from_row(row))

@@ -52,6 +52,27 @@ class Erp(Protocol):
         """The first schedule start or sale start/end strictly after `after`."""
         ...
 
+    # What may have changed (incremental runs): at most `limit` SKUs each, in no order;
+    # `limit` of them means there may be more.
+    def changed_products(self, since: datetime, limit: int) -> list[str]:
+        """Rows whose updated_at is after `since`, and the variations of such parents."""
+        ...
+
+    def changed_stock(self, warehouses: Collection[str] | None, since: datetime, limit: int) -> list[str]:
+        """SKUs with a count (updated_at or approved_at) or a move (created_at) after
+        `since` in `warehouses` (None: any), and products whose updated_at is after it."""
+        ...
+
+    def changed_prices(self, price_list: str, since: datetime, until: datetime, limit: int) -> list[str]:
+        """SKUs whose `prices` row's updated_at is after `since`, or whose schedule start or
+        sale start/end falls in (since, until]."""
+        ...
+
+    def sellable_skus(self, after: str | None, limit: int) -> list[str]:
+        """The next `limit` sellable SKUs after `after` (None: from the first), ordered
+        as `sellable_products` orders them."""
+        ...
+
     def known_orders(self, channel: str, channel_order_ids: Collection[str]) -> set[str]: ...
 
     def import_order(

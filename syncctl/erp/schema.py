@@ -62,6 +62,7 @@ products = Table(
     Column("length_cm", ExactDecimal(10, 2)),
     Column("active", Boolean, nullable=False, server_default=true()),
     Column("updated_at", UtcDateTime),
+    Index("ix_products_updated", "updated_at"),  # incremental runs: what changed since (erp/changes.py)
 )
 
 warehouses = Table(
@@ -84,6 +85,8 @@ inventories = Table(
     CheckConstraint("status IN ('draft', 'approved')", name="inventories_status"),
     CheckConstraint("status <> 'approved' OR approved_at IS NOT NULL", name="inventories_approved_at"),
     Index("ix_inventories_latest", "sku", "warehouse", "status", "approved_at", "id"),
+    Index("ix_inventories_updated", "updated_at"),
+    Index("ix_inventories_approved", "approved_at"),
 )
 
 stock_moves = Table(
@@ -98,6 +101,7 @@ stock_moves = Table(
     Column("order_id", Integer, index=True),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_stock_moves_balance", "sku", "warehouse", "created_at"),
+    Index("ix_stock_moves_created", "created_at"),
 )
 
 prices = Table(
@@ -114,6 +118,7 @@ prices = Table(
     # next_price_change looks for the first window edge after a moment.
     Index("ix_prices_sale_starts", "price_list", "sale_starts_at"),
     Index("ix_prices_sale_ends", "price_list", "sale_ends_at"),
+    Index("ix_prices_updated", "price_list", "updated_at"),
 )
 
 price_schedules = Table(

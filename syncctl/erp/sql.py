@@ -28,7 +28,7 @@ from syncctl.domain import (
     TrackingEvent,
     utc,
 )
-from syncctl.erp import catalog, orders, schema, tickets, tracking
+from syncctl.erp import catalog, changes, orders, schema, tickets, tracking
 from syncctl.erp.db import absent_database, create_erp_engine, reading, writing
 
 
@@ -74,6 +74,22 @@ class SqlErp:
     def next_price_change(self, price_list: str, after: datetime) -> datetime | None:
         with reading(self._engine) as conn:
             return catalog.next_price_change(conn, price_list, utc(after))
+
+    def changed_products(self, since: datetime, limit: int) -> list[str]:
+        with reading(self._engine) as conn:
+            return changes.changed_products(conn, utc(since), limit)
+
+    def changed_stock(self, warehouses: Collection[str] | None, since: datetime, limit: int) -> list[str]:
+        with reading(self._engine) as conn:
+            return changes.changed_stock(conn, warehouses, utc(since), limit)
+
+    def changed_prices(self, price_list: str, since: datetime, until: datetime, limit: int) -> list[str]:
+        with reading(self._engine) as conn:
+            return changes.changed_prices(conn, price_list, utc(since), utc(until), limit)
+
+    def sellable_skus(self, after: str | None, limit: int) -> list[str]:
+        with reading(self._engine) as conn:
+            return catalog.sellable_skus(conn, after, limit)
 
     # -- orders --------------------------------------------------------------------
     def known_orders(self, channel: str, channel_order_ids: Collection[str]) -> set[str]:

@@ -55,7 +55,10 @@ class ExactDecimal(TypeDecorator[Decimal]):
         # A float can only come from an ERP that stored REAL: its repr is the shortest
         # decimal that reads back as the same float, i.e. what the user typed.
         text = repr(value) if isinstance(value, float) else str(value)
-        return Decimal(text).quantize(self._quantum)
+        number = Decimal(text)
+        # PostgreSQL numeric holds NaN and Infinity: passed on (quantizing Infinity raises)
+        # for the job to refuse by the item's name, not to end the whole read.
+        return number.quantize(self._quantum) if number.is_finite() else number
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -27,6 +27,7 @@ from syncctl.http.policy import (
     retry_after,
 )
 from syncctl.http.ratelimit import TokenBucket
+from syncctl.http.lean import CookielessClient, PerThreadTransport
 from syncctl.redact import redact
 
 log = logging.getLogger("syncctl.http")
@@ -53,6 +54,19 @@ class Limits:
     concurrency: int
 
 
+class Auth(Protocol):
+    """Credentials that change while a run goes on (OAuth access tokens)."""
+
+    def headers(self) -> Mapping[str, str]:
+        """The headers that authenticate the next attempt; may renew a token about to expire."""
+        ...
+
+    def refresh(self, rejected: Mapping[str, str]) -> None:
+        """The remote answered 401 to an attempt that carried `rejected`: renew the
+        credentials (unless another caller already has)."""
+        ...
+
+
 @dataclass(frozen=True)
 class _Call:
     """One logical request, sent once per attempt."""
@@ -65,6 +79,7 @@ class _Call:
     allow: frozenset[int]
     safe: bool
     parse: Callable[[httpx.Response], Any] | None
+    authenticated: bool = True
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,7 @@ class _Outcome:
     path: str
     response: httpx.Response | None = None
     parsed: Any = None
+    auth_headers: Mapping[str, str] | None = None  # what an Auth gave this attempt
 
 
 class HttpClient:
@@ -85,7 +101,7 @@ class HttpClient:
     `request` sends through the channel's token bucket and classifies the outcome
     with one table (see `policy.py`):
       2xx, or a status in `allow`        -> the response is returned
-      401 with `refresh` given           -> refresh() once, then retry
+      401 with `refresh` or an Auth      -> refresh once, then retry
       401/403                            -> AuthError
       429                                -> wait Retry-After (or backoff), retry; RateLimited when exhausted
                                             or when Retry-After exceeds max_retry_after_s
@@ -97,6 +113,10 @@ class HttpClient:
 
     `now` (aware UTC) measures a Retry-After given as an HTTP-date when the
     response has no Date header. Safe to share between threads.
+
+    Credentials are static `headers`, or an `Auth` (given here or installed later
+    with `use_auth`, e.g. by an OAuth channel) asked before every attempt; a request
+    made with `authenticated=False` (a token endpoint) carries no Auth headers.
     """
 
     def __init__(
@@ -114,6 +134,7 @@ class HttpClient:
         rng: random.Random | None = None,
         refresh: Callable[[], Mapping[str, str]] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        auth: Auth | None = None,
     ) -> None:
         self._label = label
         self._max_retries = max_retries
@@ -122,15 +143,21 @@ class HttpClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._refresh = refresh
+        self._auth = auth
         self._now = now
         # refresh() rewrites the client's headers while other threads build requests.
         self._headers_lock = threading.Lock()
-        self._client = httpx.Client(
+        self._client = CookielessClient(
             base_url=base_url,
             headers={"User-Agent": f"syncctl/{__version__}", "Accept": "application/json", **(headers or {})},
             timeout=httpx.Timeout(timeout_s),
-            transport=transport,
+            transport=transport or PerThreadTransport(),
         )
+
+    def use_auth(self, auth: Auth) -> None:
+        """Authenticate every later request with `auth` (for adapters that hold their own
+        credentials, such as OAuth channels, whose client is built before them)."""
+        self._auth = auth
 
     def request(
         self,
@@ -138,16 +165,21 @@ class HttpClient:
         url: str,
         *,
         json: Any = None,
+        content: bytes | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         allow: Collection[int] = (),
         safe_to_retry: bool | None = None,
+        authenticated: bool = True,
     ) -> httpx.Response:
-        """`url` is absolute or relative to base_url. `json` may hold Decimal.
-        `safe_to_retry` defaults to True for GET/HEAD/PUT/DELETE/OPTIONS, False otherwise."""
+        """`url` is absolute or relative to base_url. `json` may hold Decimal; `content`
+        is a body already encoded (form, multipart, XML: give its Content-Type in
+        `headers`). `safe_to_retry` defaults to True for GET/HEAD/PUT/DELETE/OPTIONS,
+        False otherwise."""
         response, _ = self._exchange(
             self._call(
-                method, url, json=json, params=params, headers=headers, allow=allow, safe_to_retry=safe_to_retry
+                method, url, json=json, content=content, params=params, headers=headers, allow=allow,
+                safe_to_retry=safe_to_retry, authenticated=authenticated,
             )
         )
         return response
@@ -169,41 +201,54 @@ class HttpClient:
         url: str,
         *,
         json: Any = None,
+        content: bytes | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         allow: Collection[int] = (),
         safe_to_retry: bool | None = None,
         parse: Callable[[httpx.Response], Any] | None = None,
+        authenticated: bool = True,
     ) -> _Call:
         method = method.upper()
         extra = dict(headers or {})
-        content = None
         if json is not None:
+            if content is not None:
+                raise ValueError("give a request `json` or `content`, not both")
             content = encode_json(json)
             extra["Content-Type"] = "application/json"
         return _Call(
             method=method,
-            url=url,
+            url=self._absolute(url),
             content=content,
             params=params,
             headers=extra,
             allow=frozenset(allow),
             safe=method in SAFE_METHODS if safe_to_retry is None else safe_to_retry,
             parse=parse,
+            authenticated=authenticated,
         )
+
+    def _absolute(self, url: str) -> str:
+        """`url` joined to base_url as httpx joins them. Given a relative URL, httpx parses
+        it and then the merged one on every attempt: a sixth of a request's CPU."""
+        base = self._client.base_url
+        if not base.is_absolute_url or "://" in url:
+            return url
+        return f"{str(base).rstrip('/')}/{url.lstrip('/')}"
 
     def _exchange(self, call: _Call) -> tuple[httpx.Response, Any]:
         attempts = retries = 0
         refreshed = False
         while True:
             attempts += 1
-            outcome = self._attempt(call, can_refresh=self._refresh is not None and not refreshed)
+            can_refresh = not refreshed and (self._refresh is not None or self._uses_auth(call))
+            outcome = self._attempt(call, can_refresh=can_refresh)
             try:
                 if outcome.action is Action.OK:
                     assert outcome.response is not None
                     return outcome.response, outcome.parsed
                 if outcome.action is Action.REFRESH:
-                    self._apply_refresh()
+                    self._apply_refresh(outcome)
                     refreshed = True
                     log.info(
                         "%s %s: %s, credentials refreshed, retrying", call.method, outcome.path, redact(outcome.what)
@@ -220,12 +265,18 @@ class HttpClient:
             self._sleep(wait)
             retries += 1
 
+    def _uses_auth(self, call: _Call) -> bool:
+        return self._auth is not None and call.authenticated
+
     def _attempt(self, call: _Call, *, can_refresh: bool) -> _Outcome:
+        # Asked outside the headers lock: renewing a token may itself send a request.
+        auth_headers = dict(self._auth.headers()) if self._auth is not None and call.authenticated else None
         if self._bucket is not None:
             self._bucket.acquire()
         with self._headers_lock:
             request = self._client.build_request(
-                call.method, call.url, content=call.content, params=call.params, headers=call.headers
+                call.method, call.url, content=call.content, params=call.params,
+                headers={**(auth_headers or {}), **call.headers},
             )
         path = request.url.path  # never the query: it may carry tokens
         try:
@@ -235,16 +286,24 @@ class HttpClient:
         status = response.status_code
         action = Action.OK if status in call.allow else classify_status(status, can_refresh)
         if action is not Action.OK:
-            return _Outcome(action, f"HTTP {status}: {error_message(response)}", True, path, response)
-        if call.parse is None:
+            what = f"HTTP {status}: {error_message(response)}"
+            return _Outcome(action, what, True, path, response, auth_headers=auth_headers)
+        # A body that claims to be JSON but is not was garbled on the way: whatever the
+        # caller reads of it, the answer cannot be trusted as a success.
+        parse = call.parse or (_parse_json if _declares_json(response) else None)
+        if parse is None:
             return _Outcome(action, f"HTTP {status}", True, path, response)
         try:
-            parsed = call.parse(response)
+            parsed = parse(response)
         except ValueError:
             return _Outcome(Action.RETRY, f"HTTP {status} with a malformed JSON body", True, path, response)
         return _Outcome(action, f"HTTP {status}", True, path, response, parsed)
 
-    def _apply_refresh(self) -> None:
+    def _apply_refresh(self, outcome: _Outcome) -> None:
+        if outcome.auth_headers is not None:
+            assert self._auth is not None
+            self._auth.refresh(outcome.auth_headers)
+            return
         assert self._refresh is not None
         new_headers = self._refresh()
         with self._headers_lock:
@@ -304,6 +363,10 @@ def _exact_number(value: Any) -> float:
     return float(value)
 
 
+def _declares_json(response: httpx.Response) -> bool:
+    return "json" in response.headers.get("Content-Type", "").lower()
+
+
 def _parse_json(response: httpx.Response) -> Any:
     text = response.text
     if not response.is_success or not text.strip():
@@ -319,7 +382,8 @@ def error_message(response: httpx.Response) -> str:
     except ValueError:
         body = None
     message = body if isinstance(body, str) else _message_in(body)
-    return (message or text or response.reason_phrase or "no message")[:_MESSAGE_LIMIT]
+    # Redacted before it is cut short: a cut through a secret would leave half of it.
+    return redact(message or text or response.reason_phrase or "no message")[:_MESSAGE_LIMIT]
 
 
 def _message_in(body: Any) -> str | None:

@@ -21,13 +21,18 @@ def pull_orders(run: Run) -> None:
     channel, state, result = run.channel, run.rt.state, run.result
     settings = channel.settings
     cursor = state.cursor(run.name, JOB)
+    # A cursor covers every order read before it in the run (date windows read in
+    # pages): it moves only while none of them has failed.
+    any_failed = False
     for batch in channel.pull_orders(cursor, run.options.since):
         result.notes += batch.notes
         if run.options.dry_run:
             result.planned += [_plan(order) for order in batch.orders]
             result.sent += len(batch.orders)
             continue
-        failed: set[str] = set()
+        failed = set(batch.unreadable)
+        for order_id, why in batch.unreadable.items():
+            result.fail(order_id, redact(why))
         for order in batch.orders:
             try:
                 problem = _problem(order)
@@ -51,7 +56,8 @@ def pull_orders(run: Run) -> None:
                 result.unchanged += 1
         imported = [o.channel_order_id for o in batch.orders if o.channel_order_id not in failed]
         state.clear_failures(run.name, JOB, imported)
-        if batch.cursor is not None and not failed:
+        any_failed = any_failed or bool(failed)
+        if batch.cursor is not None and not any_failed:
             state.set_cursor(run.name, JOB, batch.cursor)
         channel.acknowledge(batch, failed)
 

@@ -1,10 +1,13 @@
 """The one push engine behind push-products, push-stock, push-prices and push-invoices.
 
-Items stream from the ERP in chunks; each item's payload is hashed and compared
+Items stream from the ERP in chunks (all of them, or those that may have changed
+since the last run: see incremental.py); each item's payload is hashed and compared
 with what the channel last accepted (one state query per chunk). Only changed
 items, or items whose hash is due for re-assertion, are sent: concurrently up to
 the channel's limit, items of one group one after another. Accepted hashes are
-saved per chunk, so an interrupted run loses nothing it already sent.
+saved per chunk, so an interrupted run loses nothing it already sent. An item the
+channel has nothing to take for (NothingToSend) is noted once and left alone until
+its payload changes: nothing was sent, so there is nothing to re-assert.
 """
 
 from __future__ import annotations
@@ -12,14 +15,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
-from syncctl.errors import RecordRejected, SyncctlError
+from syncctl.errors import NothingToSend, RecordRejected, SyncctlError
+from syncctl.jobs import incremental
+from syncctl.jobs.incremental import Changes
 from syncctl.jobs.runner import Run
 from syncctl.redact import redact
 from syncctl.state import Pushed
@@ -28,6 +35,7 @@ log = logging.getLogger("syncctl.jobs")
 
 T = TypeVar("T")
 CHUNK = 500
+_NOTHING_SENT = "nothing-sent:"  # prefix of the hash kept for an item the channel did not take
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class PushSpec(Generic[T]):
     summary: Callable[[T], str | None] = lambda _item: None  # saved beside the hash (e.g. the price sent)
     hold: Callable[[T, Pushed | None], str | None] = lambda _item, _prev: None  # why not to send it now
     prepare: Callable[[list[str]], None] | None = None  # bulk id resolution before a chunk is sent
+    changes: Changes[T] | None = None  # how to read only what may have changed (None: always `items`)
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
@@ -54,6 +63,16 @@ def _canonical(value: Any) -> str:
     raise TypeError(f"cannot hash {type(value).__name__}")
 
 
+def _nothing_sent(digest: str) -> str:
+    return _NOTHING_SENT + digest
+
+
+def _unchanged(prev: Pushed | None, digest: str, now: datetime) -> bool:
+    if prev is None:
+        return False
+    return prev.hash == digest and prev.due_at > now or prev.hash == _nothing_sent(digest)
+
+
 def chunked(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
@@ -61,9 +80,11 @@ def chunked(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
 
 
 def push(run: Run, spec: PushSpec[T]) -> None:
+    selection = incremental.select(run, spec.feature, spec.items, spec.changes, never_due=_NOTHING_SENT)
     with ThreadPoolExecutor(max_workers=run.concurrency, thread_name_prefix=run.name) as pool:
-        for chunk in chunked(spec.items):
+        for chunk in chunked(selection.items):
             _push_chunk(run, spec, chunk, pool)
+    incremental.finish(run, selection)
 
 
 def _push_chunk(run: Run, spec: PushSpec[T], chunk: list[T], pool: ThreadPoolExecutor) -> None:
@@ -80,7 +101,7 @@ def _push_chunk(run: Run, spec: PushSpec[T], chunk: list[T], pool: ThreadPoolExe
             continue
         digest = payload_hash(payload)
         prev = previous.get(key)
-        if not opts.full and prev is not None and prev.hash == digest and prev.due_at > now:
+        if not opts.full and _unchanged(prev, digest, now):
             result.unchanged += 1
             continue
         held = None if opts.allow_drop else spec.hold(item, prev)
@@ -96,16 +117,47 @@ def _push_chunk(run: Run, spec: PushSpec[T], chunk: list[T], pool: ThreadPoolExe
         return
     if spec.prepare is not None:
         spec.prepare([spec.key(item) for item, _, _ in due])
+    accepted, error = _send_all(run, spec, _groups(spec, due), pool)
+    # Saved even when the channel broke off midway (auth, outage): what was accepted stays accepted.
+    if accepted:
+        state.record_pushed(run.name, spec.feature, accepted, run.now)
+        state.clear_failures(run.name, run.result.job, [key for key, _, _ in accepted])
+        result.sent += sum(1 for _, digest, _ in accepted if not digest.startswith(_NOTHING_SENT))
+    if error is not None:
+        raise error
+
+
+def _send_all(
+    run: Run, spec: PushSpec[T], groups: list[list[tuple[T, dict[str, Any], str]]], pool: ThreadPoolExecutor
+) -> tuple[list[tuple[str, str, str | None]], Exception | None]:
+    """Send every group. The first error that ends the channel's run (auth, outage)
+    cancels the groups not started yet, so a channel that is down is not asked item
+    after item; groups under way finish, and what they got accepted is kept."""
+    stop = threading.Event()
+
+    def send(group: list[tuple[T, dict[str, Any], str]]) -> list[tuple[str, str, str | None]]:
+        if stop.is_set():  # a worker freed after the error may start one before it is cancelled
+            return []
+        try:
+            return _send_group(run, spec, group)
+        except Exception:
+            stop.set()
+            raise
+
+    futures = [pool.submit(send, group) for group in groups]
     accepted: list[tuple[str, str, str | None]] = []
-    try:
-        for group_accepted in pool.map(lambda group: _send_group(run, spec, group), _groups(spec, due)):
-            accepted += group_accepted
-    finally:
-        # Saved even when the channel broke off midway (auth, outage): what was accepted stays accepted.
-        if accepted:
-            state.record_pushed(run.name, spec.feature, accepted, run.now)
-            state.clear_failures(run.name, run.result.job, [key for key, _, _ in accepted])
-            result.sent += len(accepted)
+    error: Exception | None = None
+    for future in as_completed(futures):
+        if future.cancelled():
+            continue
+        try:
+            accepted += future.result()
+        except Exception as exc:  # noqa: BLE001 - re-raised by the caller once what was accepted is saved
+            if error is None:
+                error = exc
+                for pending in futures:
+                    pending.cancel()
+    return accepted, error
 
 
 def _groups(spec: PushSpec[T], due: list[tuple[T, dict[str, Any], str]]) -> list[list[tuple[T, dict[str, Any], str]]]:
@@ -124,11 +176,17 @@ def _send_group(run: Run, spec: PushSpec[T], group: list[tuple[T, dict[str, Any]
         key = spec.key(item)
         try:
             spec.send(item, payload)
+        except NothingToSend as exc:
+            run.result.skip(key, redact(exc))
+            # No summary: nothing was sent, so nothing may stand as "the last value sent".
+            accepted.append((key, _nothing_sent(digest), None))
+            continue
         except RecordRejected as exc:
             error = redact(exc)
-        except (ValueError, KeyError, TypeError) as exc:  # an answer the adapter could not read
+        except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as exc:
+            # A field missing or of the wrong type in the channel's answer: this item's problem.
             log.debug("%s: %s failed", run.name, key, exc_info=True)
-            error = redact(f"{type(exc).__name__}: {exc}")
+            error = redact(f"the answer to {key} could not be read: {type(exc).__name__}: {exc}")
         else:
             accepted.append((key, digest, spec.summary(item)))
             continue

@@ -4,11 +4,14 @@ after they happen; cuts deeper than max_drop_pct wait for a person."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from decimal import Decimal
 
 from syncctl.domain import EffectivePrice, Feature
+from syncctl.jobs.incremental import Changes
 from syncctl.jobs.push import PushSpec, push
 from syncctl.jobs.runner import Run
+from syncctl.jobs.valid import valid_price
 from syncctl.state import Pushed
 
 
@@ -33,14 +36,27 @@ def drop_guard(max_drop_pct: Decimal | None):
 
 
 def push_prices(run: Run) -> None:
-    channel, prices = run.channel, run.channel.settings.prices
-    push(run, PushSpec(
+    push(run, price_spec(run))
+
+
+def price_spec(run: Run) -> PushSpec[EffectivePrice]:
+    channel, prices, erp, as_of = run.channel, run.channel.settings.prices, run.rt.erp, run.now
+
+    def in_force(skus: Collection[str] | None) -> Iterator[EffectivePrice]:
+        return erp.effective_prices(prices.price_list, as_of, skus)
+
+    return PushSpec(
         feature=Feature.prices.value,
-        items=run.rt.erp.effective_prices(prices.price_list, run.now, run.options.skus or None),
+        items=in_force(run.options.skus or None),
         key=lambda price: price.sku,
-        payload=channel.price_payload,
+        payload=lambda price: channel.price_payload(valid_price(price)),
         send=channel.push_price,
         summary=lambda price: str(price.selling_price),
         hold=drop_guard(prices.max_drop_pct),
         prepare=channel.prepare_skus,
-    ))
+        changes=Changes(
+            read=in_force,
+            changed=lambda since, until, limit: erp.changed_prices(prices.price_list, since, until, limit),
+            keys_after=erp.sellable_skus,
+        ),
+    )

@@ -70,6 +70,12 @@ class JobResult:
             self.failed += 1
             self.failures.append(Failure(key, error))
 
+    def skip(self, key: str, note: str) -> None:
+        """An item the channel has nothing to take for (see errors.NothingToSend)."""
+        with _FAIL_LOCK:
+            self.skipped += 1
+            self.notes.append(f"{key}: {note}")
+
     def settle(self) -> None:
         """An ok run with failed items is a failed run."""
         if self.outcome is Outcome.ok and self.failed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +39,9 @@ class Run:
     options: JobOptions
     result: JobResult
     concurrency: int
+    # Called once the run's results (failures included) are in the state file, unless it
+    # broke off: e.g. moving a change cursor past what this run covered.
+    after_recorded: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def channel(self) -> Channel:
@@ -114,8 +117,9 @@ def _run_locked(rt, lock_name, name, specs, options, open_adapter, runnable, htt
 def _run_one(rt: Runtime, name: str, adapter: Any, spec: JobSpec, options: JobOptions, concurrency: int) -> JobResult:
     result = JobResult(name, spec.name)
     run_id = None if options.dry_run else rt.state.start_run(name, spec.name, rt.now())
+    run = Run(rt, name, adapter, options, result, concurrency)
     try:
-        spec.fn(Run(rt, name, adapter, options, result, concurrency))
+        spec.fn(run)
     except AuthError as exc:
         result.outcome, result.message = Outcome.auth, redact(exc)
     except TransientError as exc:
@@ -128,6 +132,9 @@ def _run_one(rt: Runtime, name: str, adapter: Any, spec: JobSpec, options: JobOp
     result.settle()
     if run_id is not None:
         _record(rt, run_id, result)
+        if result.outcome in (Outcome.ok, Outcome.failed):
+            for then in run.after_recorded:
+                then()
     return result
 
 

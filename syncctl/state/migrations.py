@@ -71,3 +71,9 @@ def m001_initial(db: Database) -> None:
         {"channel": str, "job": str, "key": str, "message": str, "created_at": str},
         pk=("channel", "job", "key"),
     )
+
+
+@MIGRATIONS()
+def m002_pushed_due_index(db: Database) -> None:
+    """Incremental runs ask which hashes came due (jobs/incremental.py): one index range."""
+    db.table("pushed").create_index(["channel", "feature", "due_at"], index_name="ix_pushed_due")

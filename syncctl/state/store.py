@@ -169,6 +169,7 @@ class StateStore:
     """
 
     def __init__(self, path: Path, *, resend_after: timedelta = timedelta(hours=24)) -> None:
+        self.path = path  # locks that guard what is kept here live beside it (paths.lock_dir)
         self._resend_after = resend_after
         self._lock = threading.Lock()
         _open_private(path)
@@ -260,6 +261,21 @@ class StateStore:
         where, args = _where_equal({"channel": channel, "feature": feature})
         with self._transaction() as db:
             db.table("pushed").delete_where(where, args)
+
+    @_locked
+    def due_keys(
+        self, channel: str, feature: str, now: datetime, limit: int, *, never_due: str | None = None
+    ) -> list[str]:
+        """Keys due for re-assertion at `now` (due_at <= now), at most `limit`, leaving out
+        hashes that start with `never_due` (the caller's mark for "nothing to re-assert");
+        one indexed query."""
+        sql = "SELECT key FROM pushed WHERE channel = ? AND feature = ? AND due_at <= ?"
+        args: list[Any] = [channel, feature, _to_text(now)]
+        if never_due:
+            sql += " AND substr(hash, 1, ?) <> ?"
+            args += [len(never_due), never_due]
+        cursor = self._db.execute(f"{sql} LIMIT ?", [*args, limit])
+        return [key for (key,) in cursor.fetchall()]
 
     # -- id links (the one Binder) ----------------------------------------------------
     @_locked
