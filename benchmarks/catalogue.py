@@ -19,8 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert
 
-from syncctl.erp import init_schema
-from syncctl.erp import schema
+from syncctl.erp import init_schema, schema
 from syncctl.erp.db import chunked, create_erp_engine, writing
 from syncctl.gtin import check_digit
 
@@ -86,7 +85,7 @@ def _products(size: int, now: datetime) -> Iterator[dict[str, Any]]:
     edited = now - timedelta(days=30)
     base = {
         "ean": None, "brand": "Marca", "description": "Produto de teste", "weight_kg": Decimal("0.350"),
-        "height_cm": Decimal("4"), "width_cm": Decimal("20"), "length_cm": Decimal("30"),
+        "height_cm": Decimal(4), "width_cm": Decimal(20), "length_cm": Decimal(30),
         "active": True, "updated_at": edited,
     }
     for index in range(size):

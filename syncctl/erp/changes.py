@@ -14,9 +14,15 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, select, union
+from sqlalchemy import ColumnElement, Connection, Select, select, union
 
-from syncctl.erp.schema import inventories, price_schedules, prices, products, stock_moves
+from syncctl.erp.schema import (
+    inventories,
+    price_schedules,
+    prices,
+    products,
+    stock_moves,
+)
 
 
 def changed_products(conn: Connection, since: datetime, limit: int) -> list[str]:

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 
-
 _ssl_lock = threading.Lock()
 _ssl_context: ssl.SSLContext | None = None
 

@@ -3,8 +3,8 @@
 Every item is compared (its payload hashed and checked against what the channel
 accepted) on a run with no cursor yet, under --full, when the channel's settings
 changed since the cursor was saved (a new reserve changes every payload while no ERP
-row changes), and when the cursor is ahead of the clock. Any other run reads only the keys that may push differently than at
-the start of the last complete run:
+row changes), and when the cursor is ahead of the clock. Any other run reads only the
+keys that may push differently than at the start of the last complete run:
 
 - ERP rows stamped since then, less OVERLAP (the ERP's clock may lag ours, and a
   transaction stamped before our read may commit after it), and the price edges
