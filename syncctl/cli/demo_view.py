@@ -11,7 +11,7 @@ from rich.table import Table
 
 from syncctl.cli.output import Output
 from syncctl.demo import Step
-from syncctl.domain import UTC
+from syncctl.domain import UTC, money
 from syncctl.jobs.result import combine_exit_codes
 from syncctl.runtime import Runtime
 from syncctl.sandbox.vtex import FakeVtex
@@ -87,8 +87,8 @@ def vtex_catalogue(fake: FakeVtex) -> list[dict[str, Any]]:
             "name": sku.get("Name"),
             "ean": ",".join(fake.eans.get(sku_id, [])),
             "stock": stock.get("totalQuantity"),
-            "price": str(price.get("basePrice")) if price else None,
-            "promo": str(promo["value"]) if promo else None,
+            "price": f"{money(price['basePrice'])}" if price else None,
+            "promo": f"{money(promo['value'])}" if promo else None,
         })
     return rows
 
