@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 import syncctl.channels
 from syncctl import config as config_module
+from syncctl import paths
 from syncctl.config import Config, ErpSettings, StateSettings, load, set_flag
 from syncctl.domain import Feature
 from syncctl.errors import ConfigError, Problem
@@ -397,7 +398,7 @@ def test_state_path_prefers_override_then_file_then_platform_default(tmp_path: P
 
     assert relative.state_path(Path("/x/y.db")) == Path("/x/y.db")
     assert relative.state_path() == tmp_path.resolve() / "state" / "s.db"
-    assert default.state_path() == config_module.paths.default_state_path()
+    assert default.state_path() == paths.default_state_path()
 
 
 # -- set_flag ------------------------------------------------------------------------------

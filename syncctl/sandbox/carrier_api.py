@@ -3,11 +3,9 @@ request log (`faults.Faults`), routing, and the carriers' zone-less São Paulo t
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -15,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from syncctl.sandbox import wire
 from syncctl.sandbox.faults import Faults, RequestRecord
 
 Clock = Callable[[], datetime]
@@ -35,24 +34,8 @@ def local_text(moment: datetime, layout: str = "%Y-%m-%dT%H:%M:%S") -> str:
     return moment.astimezone(SAO_PAULO).strftime(layout)
 
 
-def json_response(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data, default=_number, ensure_ascii=False), status, mimetype="application/json")
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def read_json(request: Request) -> Any:
-    data = request.get_data()
-    if not data.strip():
-        return None
-    try:
-        return json.loads(data, parse_float=Decimal)
-    except ValueError:
-        raise FakeError(400, "The request body is not valid JSON") from None
+    return wire.read_json(request, FakeError(400, "The request body is not valid JSON"))
 
 
 class FakeCarrierApi:

@@ -26,10 +26,10 @@ from syncctl.sandbox.carrier_api import (
     Clock,
     FakeCarrierApi,
     FakeError,
-    json_response,
     local_text,
     read_json,
 )
+from syncctl.sandbox.wire import json_response
 
 VERSION = "3.5.38"
 MAX_CODES = 50

@@ -23,10 +23,10 @@ from syncctl.sandbox.carrier_api import (
     Clock,
     FakeCarrierApi,
     FakeError,
-    json_response,
     local_text,
     read_json,
 )
+from syncctl.sandbox.wire import json_response
 
 ISO_DATE = "%Y-%m-%d %H:%M:%S"
 BR_DATE = "%d/%m/%Y %H:%M"

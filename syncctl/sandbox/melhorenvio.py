@@ -22,10 +22,10 @@ from syncctl.sandbox.carrier_api import (
     Clock,
     FakeCarrierApi,
     FakeError,
-    json_response,
     local_text,
     read_json,
 )
+from syncctl.sandbox.wire import json_response
 
 ACCESS_LIFETIME_S = 2_592_000  # 30 days
 ME_DATE = "%Y-%m-%d %H:%M:%S"

@@ -20,7 +20,6 @@ change it (see the attributes set in `__init__`):
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import threading
@@ -38,6 +37,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from syncctl.sandbox.faults import Faults, RequestRecord
+from syncctl.sandbox.wire import json_response, read_json
 
 Json = Any
 Clock = Callable[[], datetime]
@@ -727,10 +727,10 @@ class FakeMercadoLivre:
             "filters": [{"id": "seller", "values": [{"id": str(user)}]}],
             "paging": {"total": len(found), "offset": offset, "limit": limit}, "display": "complete",
         }  # fmt: skip
-        body = json.dumps(answer, default=_json_number, ensure_ascii=False)  # frozen before the hook changes things
+        response = json_response(answer)  # serialized now: before the hook changes things
         if self.after_orders_page is not None:
             self.after_orders_page(offset)
-        return Response(body, 200, mimetype="application/json")
+        return response
 
     def _matches(self, order: dict[str, Json], args: Mapping[str, str]) -> bool:
         status = args.get("order.status")
@@ -1120,16 +1120,6 @@ class FakeMercadoLivre:
 # ---------------------------------------------------------------- JSON and errors
 
 
-def json_response(data: Json, status: int = 200) -> Response:
-    return Response(json.dumps(data, default=_json_number, ensure_ascii=False), status, mimetype="application/json")
-
-
-def _json_number(value: Any) -> float:
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def _error_response(error: ApiError) -> Response:
     response = json_response(error.body(), error.status)
     response.headers.update(error.headers)
@@ -1142,15 +1132,9 @@ def _invalid_grant() -> OAuthError:
 
 
 def _read_json(request: Request) -> Json:
-    data = request.get_data()
-    if not data.strip():
-        return None
-    if request.mimetype != "application/json":
+    if request.get_data().strip() and request.mimetype != "application/json":
         raise ApiError(400, "bad_request", "Content-Type must be application/json")
-    try:
-        return json.loads(data, parse_float=Decimal)
-    except ValueError:
-        raise ApiError(400, "bad_request", "the body is not valid JSON") from None
+    return read_json(request, ApiError(400, "bad_request", "the body is not valid JSON"))
 
 
 def _object(value: Json) -> dict[str, Json]:

@@ -15,9 +15,8 @@ Choices where VTEX documents nothing (switchable where it matters):
 
 from __future__ import annotations
 
-import json
-import math
 import base64
+import math
 import random
 import re
 import threading
@@ -35,6 +34,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from syncctl.sandbox.faults import Faults, RequestRecord
+from syncctl.sandbox.wire import json_response, read_json
 
 Json = Any
 Clock = Callable[[], datetime]
@@ -1071,27 +1071,8 @@ class FakeVtex:
 # ---------------------------------------------------------------- JSON and errors
 
 
-def json_response(data: Json, status: int = 200) -> Response:
-    return Response(
-        json.dumps(data, default=_json_number, ensure_ascii=False), status, mimetype="application/json"
-    )
-
-
-def _json_number(value: Any) -> float:
-    # JSON has one number type: Decimal("99.90") goes out as 99.9, Decimal(250) as 250.0.
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def _read_json(request: Request) -> Json:
-    data = request.get_data()
-    if not data.strip():
-        return None
-    try:
-        return json.loads(data, parse_float=Decimal)
-    except ValueError:
-        raise ApiError(400, "The request body is not valid JSON") from None
+    return read_json(request, ApiError(400, "The request body is not valid JSON"))
 
 
 def _error_response(path: str, error: ApiError) -> Response:
