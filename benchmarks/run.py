@@ -4,7 +4,8 @@
     python -m benchmarks.run --size 10000 --runs 1 --full-size 2000 --orders 500   # a quick look
 
 No-op runs happen at 100k SKUs (when --size is larger) and at --size; the incremental
-run at --size; the full push at --full-size; orders in a workspace of their own.
+run at --size; the full push at --full-size; orders in a workspace of their own, against
+a store allowing --orders-limit requests/s (requests per order are shown beside it).
 Workspaces are kept under --workdir and reused while fresh (see workspace.py).
 """
 
@@ -17,7 +18,7 @@ import platform
 import statistics
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,8 @@ def targets(size: int) -> list[Target]:
         Target("full-push", "  vs the naive loop", "vs_naive", "x", ">= 8", lambda v: v >= 8),
         Target("full-push", "client CPU per request", "cpu_ms_per_request", "ms", "<= 1", lambda v: v <= 1),
         Target("orders", "orders imported per second", "orders_per_s", "/s", ">= 200", lambda v: v >= 200),
+        Target("orders", "  requests per order (the store allows --orders-limit/s)", "requests_per_order", "",
+               "shown", lambda v: True),
         Target("orders", "  peak RSS (first run / last run: flat)", "peak_rss_mb", "MB", "flat", lambda v: True),
     ]
 
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             results["naive"] = scenarios.naive(here, args.runs, min(args.naive_count, args.full_size))
             results["full-push"] = scenarios.full_push(here, args.runs)
     if "orders" in wanted:
-        with scenarios.lab(workdir / "orders", ORDERS_CATALOGUE, conditions, rebuild=True) as here:
+        orders_conditions = replace(conditions, limit_per_s=args.orders_limit)
+        with scenarios.lab(workdir / "orders", ORDERS_CATALOGUE, orders_conditions, rebuild=True) as here:
             results["orders"] = scenarios.orders(here, args.runs, args.orders)
 
     summary = _summaries(results)
@@ -169,6 +173,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--full-size", type=int, default=SMALL, help="SKUs the full push sends")
     parser.add_argument("--naive-count", type=int, default=2000, help="SKUs the naive loop sends (it is slow)")
     parser.add_argument("--orders", type=int, default=10_000, help="orders to import")
+    parser.add_argument("--orders-limit", type=float, default=1000,
+                        help="the store's limit for the orders scenario: it measures syncctl's own cost (requests/s)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--latency-ms", type=float, default=20)
     parser.add_argument("--limit", type=float, default=500, help="the stores' rate limit, requests/s")

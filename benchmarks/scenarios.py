@@ -223,11 +223,13 @@ def orders(lab: Lab, runs: int, count: int) -> list[Figures]:
                 break
         serving = _cpu_here() - serving
         imported = _orders_in(lab.workspace.erp_url) - before
+        requests = store.network.tally.requests
         figures.append({
             "orders": imported, "runs": len(walls), "wall_s": sum(walls), "orders_per_s": imported / sum(walls),
             "cpu_ms_per_order": sum(cpu) / imported * 1000, "server_cpu_ms_per_order": serving / imported * 1000,
             "peak_rss_mb": max(rss), "first_run_rss_mb": rss[0], "last_run_rss_mb": rss[-1],
-            "requests": store.network.tally.requests,
+            "requests": requests, "requests_per_order": requests / imported,
+            "limit_per_s": lab.conditions.limit_per_s, "refused": store.network.tally.refused,
         })
     return figures
 

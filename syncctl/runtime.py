@@ -104,6 +104,7 @@ class Runtime:
             now=self.now,
             known_orders=lambda ids: self.erp.known_orders(name, ids),
             state=self.state,
+            order_statuses=lambda ids: self.erp.order_statuses(name, ids),
         )
         return cls(ctx)
 

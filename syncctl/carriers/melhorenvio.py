@@ -5,13 +5,15 @@ holds the first one, the state file each one after it, written before the new ac
 token is used, under a lock shared by every process using the state file. Tracking
 gives an order's lifecycle status and the time of each step, not an event history:
 each step it reports becomes an event (`ME-posted` at `posted_at`, ...); a status
-without a time of its own (undelivered, suspended) is dated when syncctl first saw it.
+without a time of its own (undelivered, suspended) is dated at the order's last dated
+step: a time syncctl made up (when it first saw the status) would be another event
+once the state file that remembered it is lost.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -32,6 +34,7 @@ TRACKING_PATH = "/api/v2/me/shipment/tracking"
 RENEW_BEFORE = timedelta(days=1)  # of an access token's 30
 # Lifecycle steps that carry their own time, in the order they happen.
 DATED_STEPS = ("posted", "delivered", "canceled", "expired")
+TIMED_STEPS = ("created", "paid", "generated", *DATED_STEPS)  # every step with a time, events or not
 
 
 class MelhorEnvioCredentials(BaseModel):
@@ -89,24 +92,12 @@ class MelhorEnvioCarrier(Carrier):
     def track(self, codes: Sequence[str]) -> list[Tracking]:
         doc = self.http.json("POST", TRACKING_PATH, json={"orders": list(codes)}, safe_to_retry=True)
         orders = keyed_orders(doc)
-        return [melhorenvio_tracking(uuid, orders.get(uuid), self._first_seen) for uuid in codes]
+        return [melhorenvio_tracking(uuid, orders.get(uuid)) for uuid in codes]
 
     # -- auth -----------------------------------------------------------------------------
     def _grant(self, form: Mapping[str, str]) -> Token:
         # JSON, like the rest of Melhor Envio's API (reference §6.1).
         return token_request(self.http, TOKEN_PATH, {**form, **self._client}, self.ctx.now(), self.label, as_json=True)
-
-    # -- status transitions ---------------------------------------------------------------
-    def _first_seen(self, uuid: str, word: str) -> datetime:
-        """When syncctl first saw order `uuid` in status `word`, remembered in the state
-        (its generic key-value slot), so the event gets one time however often it is asked."""
-        owner, name = self.ctx.settings.name, f"seen {uuid} {word}"
-        seen = self.ctx.state.token(owner, name)
-        if seen:
-            return datetime.fromisoformat(seen)
-        now = self.ctx.now()
-        self.ctx.state.set_token(owner, name, now.isoformat(), now)
-        return now
 
 
 # -- pure mapping ---------------------------------------------------------------------------
@@ -121,9 +112,7 @@ def keyed_orders(doc: Any) -> dict[str, Mapping[str, Any]]:
     return {}
 
 
-def melhorenvio_tracking(
-    uuid: str, order: Mapping[str, Any] | None, first_seen: Callable[[str, str], datetime]
-) -> Tracking:
+def melhorenvio_tracking(uuid: str, order: Mapping[str, Any] | None) -> Tracking:
     if order is None:
         return Tracking(uuid, error=f"Melhor Envio does not know order {uuid}")
     events = [
@@ -133,8 +122,16 @@ def melhorenvio_tracking(
     ]
     current = str(order.get("status") or "")
     if melhorenvio_status(current) is not None and not order.get(f"{current}_at"):
-        events.append(_event(current, first_seen(uuid, current), order))
+        last = _last_time(order)
+        if last is not None:
+            events.append(_event(current, last, order))
     return Tracking(uuid, events=tuple(sorted(events, key=lambda event: event.occurred_at)))
+
+
+def _last_time(order: Mapping[str, Any]) -> datetime | None:
+    """When the order's last dated step happened: a status without a time of its own came after it."""
+    times = [parse_local(str(order[f"{word}_at"])) for word in TIMED_STEPS if order.get(f"{word}_at")]
+    return max(times, default=None)
 
 
 def _event(word: str, occurred_at: datetime, order: Mapping[str, Any]) -> TrackingEvent:

@@ -7,10 +7,12 @@ pure (no I/O): jobs hash what they return and send only what changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,6 +22,7 @@ from syncctl.domain import (
     Feature,
     ImportOutcome,
     Order,
+    OrderStatus,
     OrderUpdate,
     Product,
     StockLevel,
@@ -28,6 +31,9 @@ from syncctl.domain import (
 )
 from syncctl.errors import Unsupported
 from syncctl.http import HttpClient, Limits
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class NoOptions(BaseModel):
@@ -52,6 +58,9 @@ class ChannelContext:
     now: Callable[[], datetime]  # aware UTC
     known_orders: Callable[[list[str]], set[str]]  # which channel order ids the ERP already has
     state: Any = None  # StateStore, for tokens the channel rotates (OAuth channels need it)
+    # The status the ERP holds for each of these channel order ids it has: lets an adapter
+    # leave unread an order whose event brings no news. None: not wired (every order is read).
+    order_statuses: Callable[[list[str]], dict[str, OrderStatus]] | None = None
 
 
 @dataclass
@@ -80,7 +89,10 @@ class TicketBatch:
 
 class Channel:
     """Base of every channel adapter. Subclasses set the class attributes and
-    implement the calls for the features they list in `supported`."""
+    implement the calls for the features they list in `supported`.
+
+    `workers` is the job's thread pool (the channel's concurrency), lent for the length of
+    a job whose reads may go out at once (pull-orders); see `concurrently`."""
 
     type_name: ClassVar[str]
     label: ClassVar[str]  # how messages name the remote, e.g. "VTEX"
@@ -94,6 +106,7 @@ class Channel:
         self.ctx = ctx
         self.settings = ctx.settings
         self.http = ctx.http
+        self.workers: Executor | None = None
 
     @classmethod
     def base_url(cls, settings: ChannelSettings) -> str:
@@ -152,9 +165,13 @@ class Channel:
     def pull_orders(self, cursor: str | None, since: datetime | None) -> Iterator[OrderBatch]:
         raise Unsupported(self._why(Feature.orders))
 
-    def after_import(self, order: Order, outcome: ImportOutcome) -> None:
+    def after_import(self, order: Order, outcome: ImportOutcome) -> Order | None:
         """Called once the order is committed in the ERP, before the batch is acknowledged
-        (e.g. VTEX start-handling). Raising keeps the order's event unacknowledged."""
+        (e.g. VTEX start-handling); the job may call it for several orders at once.
+        Raising keeps the order's event unacknowledged. Returns the order at the status
+        the call moved it to on the channel, for the job to record in the ERP (None: the
+        call changed no status)."""
+        return None
 
     def acknowledge(self, batch: OrderBatch, failed: set[str]) -> None:
         """Tell the channel the batch's orders are safe in the ERP, except the
@@ -190,3 +207,48 @@ class Channel:
         return self.unsupported_reason.get(
             feature, f"{self.label} has no API for {feature.value}: nothing to do"
         )
+
+
+def concurrently(workers: Executor | None, call: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """`call` on every item, on `workers` (the job's pool: the channel's concurrency; its
+    HttpClient's token bucket keeps the requests within the rate limit), or one after
+    another without them; the results in the items' order. Items are taken one at a
+    time, so an iterator may do its own work (e.g. an ERP commit) while earlier calls run.
+    `call` handles what concerns its item alone; anything it raises ends the lot: no
+    item is taken or started after it, so a channel that broke off (outage, refused
+    credentials) is not asked again and again, and the error is raised once the calls
+    under way have ended. Never call it from a call running on `workers`: it would wait
+    for itself."""
+    if workers is None:
+        return [call(item) for item in items]
+    stop = threading.Event()
+
+    def guarded(item: T) -> R:
+        if stop.is_set():
+            raise _NotStarted
+        try:
+            return call(item)
+        except BaseException:
+            stop.set()
+            raise
+
+    futures: list[Future[R]] = []
+    try:
+        for item in items:
+            if stop.is_set():
+                break
+            futures.append(workers.submit(guarded, item))
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        wait(futures)
+    errors = [future.exception() for future in futures]
+    raised = next((error for error in errors if error is not None and not isinstance(error, _NotStarted)), None)
+    if raised is not None:
+        raise raised
+    return [future.result() for future in futures]
+
+
+class _NotStarted(Exception):
+    """A call `concurrently` skipped: another one had failed."""

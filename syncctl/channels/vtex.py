@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar, cast
@@ -17,7 +18,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from syncctl.channels.base import Channel, ChannelContext, OrderBatch
+from syncctl.channels.base import Channel, ChannelContext, OrderBatch, concurrently
 from syncctl.config import ChannelSettings
 from syncctl.domain import (
     DeliveryStatus,
@@ -68,10 +69,17 @@ FEED_STATUSES = ("ready-for-handling", "handling", "invoiced", "cancellation-req
 FEED_RETENTION_S = 345600  # VTEX's minimum: 4 days
 MAX_LOT = 10  # the feed's maximum per GET, and the handles committed per POST
 MAX_LOTS_PER_RUN = 200
+LOTS_AT_ONCE = 16  # feed lots read at once while they come back full: a batch of up to 160 events
 LIST_PAGE_SIZE = 100  # List orders: per_page <= 100, page <= 30
 LIST_MAX_PAGES = 30
 # Order statuses that mean start-handling has happened (or can no longer matter).
 HANDLING_STARTED = frozenset({"start-handling", "handling", "invoice", "invoiced", "cancel", "canceled"})
+# Feed states whose order syncctl acts on at VTEX after importing it (start-handling):
+# their events are always read, since only the order's current status says whether
+# that is still to do (a run that stopped after the ERP commit left it undone).
+ACTED_ON = frozenset({"ready-for-handling"})
+# What reading or mapping one order may raise: a refused read, or a field missing or mistyped.
+UNREADABLE = (RecordRejected, ValueError, KeyError, TypeError, AttributeError, ArithmeticError)
 
 # part -> (method, path under the order); every one of them may be repeated safely (§5).
 UPDATE_ROUTES: Mapping[str, tuple[str, str]] = {
@@ -311,18 +319,41 @@ class VtexChannel(Channel):
             self.http.request("POST", f"{FEED}/config", json=wanted, safe_to_retry=True)
 
     def _feed_batches(self) -> Iterator[OrderBatch]:
-        for _ in range(MAX_LOTS_PER_RUN):
-            events = self.http.json("GET", FEED, params={"maxlot": MAX_LOT})
+        """One batch per round of feed lots, read at once on the job's workers: the first
+        round reads one lot, each next one twice as many as came back full (at most
+        LOTS_AT_ONCE), since a lot short of MAX_LOT says the queue is about drained."""
+        read, at_once = 0, 1
+        while read < MAX_LOTS_PER_RUN:
+            count = min(at_once, MAX_LOTS_PER_RUN - read)
+            lots = concurrently(self.workers, lambda _: self._read_lot(), range(count))
+            read += count
+            events = [event for lot in lots for event in lot]
             if not events:
                 return
-            handles: dict[str, list[str]] = {}
-            for event in events:  # at-least-once delivery: one order may come several times
-                handles.setdefault(str(event["orderId"]), []).append(event["handle"])
-            orders, unreadable = self._read_orders(list(handles))
-            for order_id in unreadable:
-                del handles[order_id]  # left uncommitted: its events come back after the visibility timeout
-            yield OrderBatch(orders=orders, ack=handles, unreadable=unreadable)
+            yield self._feed_batch(events)
+            at_once = min(max(2 * sum(len(lot) == MAX_LOT for lot in lots), 1), LOTS_AT_ONCE)
         yield OrderBatch(orders=[], notes=[f"stopped after {MAX_LOTS_PER_RUN} feed lots: the rest come next run"])
+
+    def _read_lot(self) -> list[dict[str, Any]]:
+        return self.http.json("GET", FEED, params={"maxlot": MAX_LOT}) or []
+
+    def _feed_batch(self, events: list[dict[str, Any]]) -> OrderBatch:
+        """The orders of these events that bring news, read; the handles of every event."""
+        handles: dict[str, list[str]] = {}
+        states: dict[str, set[str | None]] = {}
+        for event in events:  # at-least-once delivery: one order may come several times
+            order_id = str(event["orderId"])
+            handles.setdefault(order_id, []).append(event["handle"])
+            states.setdefault(order_id, set()).add(event.get("state"))
+        held = self.ctx.order_statuses(list(handles)) if self.ctx.order_statuses else {}
+        to_read = [
+            order_id for order_id, named in states.items()
+            if any(brings_news(state, held.get(order_id)) for state in named)
+        ]
+        orders, unreadable = self._read_orders(to_read)
+        for order_id in unreadable:
+            del handles[order_id]  # left uncommitted: its events come back after the visibility timeout
+        return OrderBatch(orders=orders, ack=handles, unreadable=unreadable)
 
     def _backstop(self, start: datetime, end: datetime) -> OrderBatch:
         """List ready-for-handling orders (§4.7) and read those the ERP does not have:
@@ -352,39 +383,53 @@ class VtexChannel(Channel):
         return list(ids), [note]
 
     def _read_orders(self, order_ids: list[str]) -> tuple[list[Order], dict[str, str]]:
-        """GET and map each order: (orders to import, id -> why for those that could not
-        be read). Orders whose status needs nothing are neither imported nor unreadable."""
-        orders, unreadable = [], {}
-        for order_id in order_ids:
+        """GET the orders (at once, on the job's workers) and map them: (orders to import,
+        id -> why for those that could not be read). One bad order never stops the rest.
+        Orders whose status needs nothing are neither imported nor unreadable."""
+        unreadable: dict[str, str] = {}
+        read: dict[str, tuple[Any, str]] = {}
+        for order_id, got in zip(order_ids, concurrently(self.workers, self._fetch_order, order_ids)):
+            if isinstance(got, Exception):
+                unreadable[order_id] = _unreadable(order_id, got)
+            else:
+                read[order_id] = got
+        item_ids = sorted({item_id for order_json, _ in read.values() for item_id in _item_ids(order_json)})
+        skus = self.links.erp_ids("sku", item_ids) if item_ids else {}  # one state read for them all
+        orders = []
+        for order_id, (order_json, raw) in read.items():
             try:
-                order_json, raw = self._get_order(order_id)
-                ids = [str(item["id"]) for item in order_json.get("items") or []]
-                order = order_from_vtex(order_json, self.links.erp_ids("sku", ids), raw=raw)
-            except (RecordRejected, ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as exc:
-                # One bad order never stops the rest: a refused read, or a field missing or mistyped.
-                why = exc if isinstance(exc, RecordRejected) else f"{type(exc).__name__}: {exc}"
-                unreadable[order_id] = f"VTEX order {order_id} could not be read, left for the next run: {why}"
+                order = order_from_vtex(order_json, skus, raw=raw)
+            except UNREADABLE as exc:
+                unreadable[order_id] = _unreadable(order_id, exc)
                 continue
             if order is not None:
                 orders.append(order)
         return orders, unreadable
+
+    def _fetch_order(self, order_id: str) -> tuple[Any, str] | Exception:
+        """The order and its text, or what made it unreadable (on a worker thread)."""
+        try:
+            return self._get_order(order_id)
+        except UNREADABLE as exc:
+            return exc
 
     def _get_order(self, order_id: str) -> tuple[dict[str, Any], str]:
         """The order (§4.5b) and its JSON text, kept for support staff."""
         response = self.http.request("GET", f"{OMS_ORDERS}/{_segment(order_id)}")
         return json.loads(response.text, parse_float=Decimal), response.text
 
-    def after_import(self, order: Order, outcome: ImportOutcome) -> None:
-        """start-handling once the order is safe in the ERP (§4.6); only a 204 says it worked."""
+    def after_import(self, order: Order, outcome: ImportOutcome) -> Order | None:
+        """start-handling once the order is safe in the ERP (§4.6); only a 204 says it worked.
+        Returns the order at the status VTEX moved it to, for the ERP to hold."""
         if order.channel_status != "ready-for-handling" or outcome.order_id is None:
-            return
+            return None
         order_id = order.channel_order_id
         try:
             response = self.http.request(
                 "POST", f"{OMS_ORDERS}/{_segment(order_id)}/start-handling", allow=(409,), safe_to_retry=False
             )
             if response.status_code == 204:
-                return
+                return moved_to(order, "start-handling")
         except UncertainWrite:
             pass
         # 409 (OMS003) or an unknown outcome: the order's current status tells.
@@ -393,13 +438,17 @@ class VtexChannel(Channel):
             raise RecordRejected(
                 f"VTEX did not start handling order {order_id} (it is {status}): tried again next run"
             )
+        return moved_to(order, status)
 
     def acknowledge(self, batch: OrderBatch, failed: set[str]) -> None:
         """Commit every handle (§4.4), ignored events included, except failed orders' ones."""
         ack: dict[str, list[str]] = batch.ack or {}
         handles = [handle for order_id, owned in ack.items() if order_id not in failed for handle in owned]
-        for start in range(0, len(handles), MAX_LOT):
-            self.http.request("POST", FEED, json={"handles": handles[start:start + MAX_LOT]}, safe_to_retry=True)
+        lots = [handles[start:start + MAX_LOT] for start in range(0, len(handles), MAX_LOT)]
+        concurrently(self.workers, self._commit, lots)
+
+    def _commit(self, handles: list[str]) -> None:
+        self.http.request("POST", FEED, json={"handles": handles}, safe_to_retry=True)
 
     # -- push-invoices (§5) -------------------------------------------------------------
     def order_update_payloads(self, update: OrderUpdate) -> dict[str, dict[str, Any]]:
@@ -414,6 +463,20 @@ class VtexChannel(Channel):
 
 def _options(settings: ChannelSettings) -> VtexOptions:
     return cast(VtexOptions, settings.options)
+
+
+def _unreadable(order_id: str, exc: Exception) -> str:
+    why = exc if isinstance(exc, RecordRejected) else f"{type(exc).__name__}: {exc}"
+    return f"VTEX order {order_id} could not be read, left for the next run: {why}"
+
+
+def _item_ids(order_json: Any) -> list[str]:
+    """The VTEX SKU ids of an order's items; those of a malformed order are left to
+    order_from_vtex to refuse."""
+    items = order_json.get("items") if isinstance(order_json, dict) else None
+    if not isinstance(items, list):
+        return []
+    return [str(item["id"]) for item in items if isinstance(item, dict) and item.get("id") is not None]
 
 
 def _segment(value: str) -> str:
@@ -608,6 +671,26 @@ def backstop_due(cursor: str | None, since: datetime | None, now: datetime, ever
     except ValueError:
         return True
     return now - last >= every
+
+
+def brings_news(state: str | None, held: OrderStatus | None) -> bool:
+    """Whether a feed event naming `state` needs its order read, the ERP holding the
+    order at `held` (None: not at all). §4.5 says to act on an order's current status,
+    so an event is a reason to read, not what to import. It brings no news when the ERP
+    already holds the order at the status it names (e.g. the `handling` event our own
+    start-handling caused): importing that status would change nothing, and any status
+    the order has reached since brings an event of its own (the feed config asks for
+    every status syncctl imports: FEED_STATUSES; those between them lead to one),
+    which is read when it comes. An event whose state syncctl acts on beyond the import
+    (ACTED_ON) is always read."""
+    if held is None or state in ACTED_ON:
+        return True
+    return ORDER_STATUS.get(state or "") is not held
+
+
+def moved_to(order: Order, vtex_status: str) -> Order:
+    """`order` at the status a call of ours moved it to; the ERP keeps the JSON it has."""
+    return replace(order, status=ORDER_STATUS[vtex_status], channel_status=vtex_status, raw=None)
 
 
 def order_from_vtex(

@@ -8,7 +8,18 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, exists, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Executable,
+    Row,
+    Select,
+    bindparam,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from syncctl.domain import (
     ImportOutcome,
@@ -21,7 +32,14 @@ from syncctl.domain import (
     TrackingEvent,
 )
 from syncctl.erp.db import IN_CHUNK, bytewise, chunked, insert_ignoring
-from syncctl.erp.schema import invoices, order_items, orders, shipment_events, shipments, stock_moves
+from syncctl.erp.schema import (
+    invoices,
+    order_items,
+    orders,
+    shipment_events,
+    shipments,
+    stock_moves,
+)
 from syncctl.erp.tracking import event_from_row, shipment_from_row
 from syncctl.errors import ConfigError, ErpError
 
@@ -37,16 +55,20 @@ _INVOICED = frozenset(_PROGRESS[_PROGRESS.index(OrderStatus.invoiced) :])
 
 
 def known_orders(conn: Connection, channel: str, channel_order_ids: Collection[str]) -> set[str]:
-    known: set[str] = set()
+    return set(order_statuses(conn, channel, channel_order_ids))
+
+
+def order_statuses(conn: Connection, channel: str, channel_order_ids: Collection[str]) -> dict[str, OrderStatus]:
+    """The status of each of these orders the ERP has."""
+    statuses: dict[str, OrderStatus] = {}
     for chunk in chunked(set(channel_order_ids)):
-        known.update(
-            conn.scalars(
-                select(orders.c.channel_order_id).where(
-                    orders.c.channel == channel, orders.c.channel_order_id.in_(chunk)
-                )
+        rows = conn.execute(
+            select(orders.c.channel_order_id, orders.c.status).where(
+                orders.c.channel == channel, orders.c.channel_order_id.in_(chunk)
             )
         )
-    return known
+        statuses.update((channel_order_id, OrderStatus(status)) for channel_order_id, status in rows)
+    return statuses
 
 
 def import_order(
@@ -86,48 +108,61 @@ def order_updates(
 
 
 # -- importing -------------------------------------------------------------------
-def _find(conn: Connection, channel: str, channel_order_id: str) -> Row[Any] | None:
+# The statements an import runs are built once, their values bound at execution:
+# building them anew for each order cost as much as running them.
+_FIND = (
+    select(orders.c.id, orders.c.status)
+    .where(orders.c.channel == bindparam("channel"), orders.c.channel_order_id == bindparam("channel_order_id"))
     # FOR UPDATE (PostgreSQL) keeps two callers from both returning a cancelled order's
     # stock; SQLite needs nothing more, its writer holds the whole database.
-    return conn.execute(
-        select(orders.c.id, orders.c.status)
-        .where(orders.c.channel == channel, orders.c.channel_order_id == channel_order_id)
-        .with_for_update()
-    ).one_or_none()
+    .with_for_update()
+)
+_SET_STATUS = update(orders).where(orders.c.id == bindparam("order_id"))  # SET: the columns given
+_INSERT_ITEMS = insert(order_items)
+_INSERT_MOVES = insert(stock_moves)
+_insert_order_by_dialect: dict[str, Executable] = {}
+
+
+def _find(conn: Connection, channel: str, channel_order_id: str) -> Row[Any] | None:
+    return conn.execute(_FIND, {"channel": channel, "channel_order_id": channel_order_id}).one_or_none()
 
 
 def _insert(
     conn: Connection, channel: str, order: Order, debit_warehouse: str | None, now: datetime
 ) -> int | None:
     """The new order's id, or None when the row already exists (ON CONFLICT DO NOTHING)."""
-    statement = (
-        insert_ignoring(conn, orders)
-        .values(
-            channel=channel,
-            channel_order_id=order.channel_order_id,
-            status=order.status.value,
-            placed_at=order.placed_at,
-            customer_name=order.customer_name,
-            customer_document=order.customer_document,
-            customer_email=order.customer_email,
-            shipping_address=order.shipping_address,
-            total=order.total,
-            shipping_cost=order.shipping_cost,
-            discount=order.discount,
-            debit_warehouse=debit_warehouse,
-            raw=order.raw,
-            imported_at=now,
-            updated_at=now,
-        )
-        .returning(orders.c.id)
-    )
-    return conn.execute(statement).scalar_one_or_none()
+    values = {
+        "channel": channel,
+        "channel_order_id": order.channel_order_id,
+        "status": order.status.value,
+        "placed_at": order.placed_at,
+        "customer_name": order.customer_name,
+        "customer_document": order.customer_document,
+        "customer_email": order.customer_email,
+        "shipping_address": order.shipping_address,
+        "total": order.total,
+        "shipping_cost": order.shipping_cost,
+        "discount": order.discount,
+        "debit_warehouse": debit_warehouse,
+        "raw": order.raw,
+        "imported_at": now,
+        "updated_at": now,
+    }
+    return conn.execute(_insert_order(conn), values).scalar_one_or_none()
+
+
+def _insert_order(conn: Connection) -> Executable:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, for the connection's backend."""
+    dialect = conn.dialect.name
+    if dialect not in _insert_order_by_dialect:
+        _insert_order_by_dialect[dialect] = insert_ignoring(conn, orders).returning(orders.c.id)
+    return _insert_order_by_dialect[dialect]
 
 
 def _insert_lines(conn: Connection, order_id: int, lines: Sequence[OrderLine]) -> None:
     if lines:
         conn.execute(
-            insert(order_items),
+            _INSERT_ITEMS,
             [
                 {
                     "order_id": order_id,
@@ -161,10 +196,10 @@ def _follow_status(
             flag = CANCELLED_AFTER_INVOICING
         elif not debits_stock:
             _return_stock(conn, order_id, now)
-    changes: dict[str, Any] = {"status": order.status.value, "updated_at": now}
+    changes: dict[str, Any] = {"order_id": order_id, "status": order.status.value, "updated_at": now}
     if order.raw is not None:
         changes["raw"] = order.raw
-    conn.execute(update(orders).where(orders.c.id == order_id).values(**changes))
+    conn.execute(_SET_STATUS, changes)
     return ImportOutcome(order_id=order_id, status_changed=True, flag=flag)
 
 
@@ -209,7 +244,7 @@ def _write_moves(
 ) -> None:
     if moves:
         conn.execute(
-            insert(stock_moves),
+            _INSERT_MOVES,
             [
                 {
                     "warehouse": warehouse,

@@ -12,6 +12,7 @@ from syncctl.domain import (
     EffectivePrice,
     ImportOutcome,
     Order,
+    OrderStatus,
     OrderUpdate,
     Product,
     Shipment,
@@ -75,6 +76,10 @@ class Erp(Protocol):
 
     def known_orders(self, channel: str, channel_order_ids: Collection[str]) -> set[str]: ...
 
+    def order_statuses(self, channel: str, channel_order_ids: Collection[str]) -> dict[str, OrderStatus]:
+        """The status of each of these orders the ERP has (one read, however many)."""
+        ...
+
     def import_order(
         self, channel: str, order: Order, *, debit_warehouse: str | None, debits_stock: bool
     ) -> ImportOutcome:
@@ -83,6 +88,14 @@ class Erp(Protocol):
         never imported is not created. Known order: update status; cancellation before
         invoicing returns the stock (reason 'cancel', once); after invoicing it is only
         flagged. Two callers importing the same order produce one row and one debit."""
+        ...
+
+    def import_orders(
+        self, channel: str, batch: Sequence[Order], *, debit_warehouse: str | None, debits_stock: bool
+    ) -> list[ImportOutcome]:
+        """`import_order` for each order of `batch`, all in one transaction: for status changes of
+        orders already imported (e.g. the ones start-handling made), where a commit for
+        each would cost more than the change."""
         ...
 
     def order_updates(

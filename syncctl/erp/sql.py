@@ -19,6 +19,7 @@ from syncctl.domain import (
     EffectivePrice,
     ImportOutcome,
     Order,
+    OrderStatus,
     OrderUpdate,
     Product,
     Shipment,
@@ -96,6 +97,10 @@ class SqlErp:
         with reading(self._engine) as conn:
             return orders.known_orders(conn, channel, channel_order_ids)
 
+    def order_statuses(self, channel: str, channel_order_ids: Collection[str]) -> dict[str, OrderStatus]:
+        with reading(self._engine) as conn:
+            return orders.order_statuses(conn, channel, channel_order_ids)
+
     def import_order(
         self, channel: str, order: Order, *, debit_warehouse: str | None, debits_stock: bool
     ) -> ImportOutcome:
@@ -108,6 +113,18 @@ class SqlErp:
                 debits_stock=debits_stock,
                 now=self._now(),
             )
+
+    def import_orders(
+        self, channel: str, batch: Sequence[Order], *, debit_warehouse: str | None, debits_stock: bool
+    ) -> list[ImportOutcome]:
+        with writing(self._engine) as conn:
+            now = self._now()
+            return [
+                orders.import_order(
+                    conn, channel, order, debit_warehouse=debit_warehouse, debits_stock=debits_stock, now=now
+                )
+                for order in batch
+            ]
 
     def order_updates(
         self, channel: str, channel_order_ids: Collection[str] | None = None

@@ -2,14 +2,24 @@
 later status changes update them.
 
 For each batch: import every order (one ERP transaction each, keyed by the
-channel's order id), tell the channel (e.g. start-handling), then save the cursor
-and acknowledge. A crash anywhere leaves the batch unacknowledged: it is read
-again and the ERP's unique key makes the second import a no-op.
+channel's order id) and, as each is committed, tell the channel (e.g.
+start-handling), several orders at once up to the channel's concurrency; record in
+the ERP, in one transaction, the statuses those calls moved orders to; then save the
+cursor and acknowledge all but the failed orders. A crash anywhere leaves the batch
+unacknowledged: it is read again and the ERP's unique key makes the second import a
+no-op.
 """
 
 from __future__ import annotations
 
-from syncctl.domain import Order
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from syncctl.channels.base import Channel, OrderBatch, concurrently
+from syncctl.domain import ImportOutcome, Order
 from syncctl.errors import ErpError, RecordRejected
 from syncctl.jobs.runner import Run
 from syncctl.redact import redact
@@ -17,49 +27,138 @@ from syncctl.redact import redact
 JOB = "pull-orders"
 
 
+@dataclass
+class Imported:
+    """One channel order's entries in a batch, in order, as the ERP took them in."""
+
+    order_id: str
+    orders: list[Order] = field(default_factory=list)
+    outcomes: list[ImportOutcome] = field(default_factory=list)
+
+
+Told = tuple[Imported, list[Order] | RecordRejected]  # and the orders after_import moved, or its refusal
+
+
 def pull_orders(run: Run) -> None:
     channel, state, result = run.channel, run.rt.state, run.result
-    settings = channel.settings
     cursor = state.cursor(run.name, JOB)
     # A cursor covers every order read before it in the run (date windows read in
     # pages): it moves only while none of them has failed.
     any_failed = False
-    for batch in channel.pull_orders(cursor, run.options.since):
-        result.notes += batch.notes
-        if run.options.dry_run:
-            result.planned += [_plan(order) for order in batch.orders]
-            result.sent += len(batch.orders)
+    with ThreadPoolExecutor(max_workers=run.concurrency, thread_name_prefix=run.name) as workers:
+        channel.workers = workers
+        try:
+            for batch in channel.pull_orders(cursor, run.options.since):
+                result.notes += batch.notes
+                if run.options.dry_run:
+                    result.planned += [_plan(order) for order in batch.orders]
+                    result.sent += len(batch.orders)
+                    continue
+                failed = _take_in(run, batch)
+                imported = [o.channel_order_id for o in batch.orders if o.channel_order_id not in failed]
+                state.clear_failures(run.name, JOB, imported)
+                any_failed = any_failed or bool(failed)
+                if batch.cursor is not None and not any_failed:
+                    state.set_cursor(run.name, JOB, batch.cursor)
+                channel.acknowledge(batch, failed)
+        finally:
+            channel.workers = None
+
+
+def _take_in(run: Run, batch: OrderBatch) -> set[str]:
+    """Import the batch's orders and tell the channel about them; the ids that failed.
+    The imports run on this thread, one order after another, while the workers tell
+    the channel about the orders already committed."""
+    result, channel = run.result, run.channel
+    failed = set(batch.unreadable)
+    for order_id, why in batch.unreadable.items():
+        result.fail(order_id, redact(why))
+    imported = _import_each(run, batch.orders, failed)
+    told = concurrently(channel.workers, partial(_tell_channel, channel), imported)
+    moved: list[Order] = []
+    for group, answer in told:
+        if isinstance(answer, RecordRejected):
+            failed.add(group.order_id)
+            result.fail(group.order_id, redact(answer))
+        else:
+            moved += answer
+    try:
+        _record_moves(run, moved)
+    except ErpError as exc:  # their events come back, and the orders are read again
+        for order in moved:
+            failed.add(order.channel_order_id)
+            result.fail(order.channel_order_id, redact(exc))
+    for group, _ in told:
+        if group.order_id in failed:
             continue
-        failed = set(batch.unreadable)
-        for order_id, why in batch.unreadable.items():
-            result.fail(order_id, redact(why))
-        for order in batch.orders:
-            try:
-                problem = _problem(order)
-                if problem:
-                    raise RecordRejected(problem)
-                outcome = run.rt.erp.import_order(
-                    run.name, order,
-                    debit_warehouse=settings.stock.debit_warehouse,
-                    debits_stock=run.rt.config.erp.debits_stock,
-                )
-                if outcome.flag:
-                    state.add_notice(run.name, JOB, order.channel_order_id, outcome.flag, run.now)
-                channel.after_import(order, outcome)
-            except (RecordRejected, ErpError) as exc:
-                failed.add(order.channel_order_id)
-                result.fail(order.channel_order_id, redact(exc))
-                continue
+        for outcome in group.outcomes:
             if outcome.created or outcome.status_changed:
                 result.sent += 1
             else:
                 result.unchanged += 1
-        imported = [o.channel_order_id for o in batch.orders if o.channel_order_id not in failed]
-        state.clear_failures(run.name, JOB, imported)
-        any_failed = any_failed or bool(failed)
-        if batch.cursor is not None and not any_failed:
-            state.set_cursor(run.name, JOB, batch.cursor)
-        channel.acknowledge(batch, failed)
+    return failed
+
+
+def _import_each(run: Run, orders: list[Order], failed: set[str]) -> Iterator[Imported]:
+    """Each channel order's entries imported (one ERP transaction each), as they are
+    committed; those the ERP refused are added to `failed` instead."""
+    by_id: dict[str, list[Order]] = {}
+    for order in orders:
+        by_id.setdefault(order.channel_order_id, []).append(order)
+    for order_id, entries in by_id.items():
+        group = Imported(order_id)
+        for order in entries:
+            try:
+                outcome = _import(run, order)
+            except (RecordRejected, ErpError) as exc:
+                failed.add(order_id)
+                run.result.fail(order_id, redact(exc))
+                continue
+            group.orders.append(order)
+            group.outcomes.append(outcome)
+        if group.orders:
+            yield group
+
+
+def _import(run: Run, order: Order) -> ImportOutcome:
+    problem = _problem(order)
+    if problem:
+        raise RecordRejected(problem)
+    outcome = run.rt.erp.import_order(run.name, order, **_stock_rules(run))
+    _notice(run, order, outcome)
+    return outcome
+
+
+def _record_moves(run: Run, moved: list[Order]) -> None:
+    if moved:
+        for order, outcome in zip(moved, run.rt.erp.import_orders(run.name, moved, **_stock_rules(run))):
+            _notice(run, order, outcome)
+
+
+def _stock_rules(run: Run) -> dict[str, Any]:
+    return {
+        "debit_warehouse": run.channel.settings.stock.debit_warehouse,
+        "debits_stock": run.rt.config.erp.debits_stock,
+    }
+
+
+def _notice(run: Run, order: Order, outcome: ImportOutcome) -> None:
+    if outcome.flag:
+        run.rt.state.add_notice(run.name, JOB, order.channel_order_id, outcome.flag, run.now)
+
+
+def _tell_channel(channel: Channel, group: Imported) -> Told:
+    """after_import for one order's entries, in order (on a worker thread): the orders
+    at the status the calls moved them to, or why the channel refused."""
+    moved = []
+    for order, outcome in zip(group.orders, group.outcomes):
+        try:
+            now_at = channel.after_import(order, outcome)
+        except RecordRejected as exc:
+            return group, exc
+        if now_at is not None:
+            moved.append(now_at)
+    return group, moved
 
 
 def _problem(order: Order) -> str | None:

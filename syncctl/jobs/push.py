@@ -4,8 +4,12 @@ Items stream from the ERP in chunks (all of them, or those that may have changed
 since the last run: see incremental.py); each item's payload is hashed and compared
 with what the channel last accepted (one state query per chunk). Only changed
 items, or items whose hash is due for re-assertion, are sent: concurrently up to
-the channel's limit, items of one group one after another. Accepted hashes are
-saved per chunk, so an interrupted run loses nothing it already sent. An item the
+the channel's limit, items of one group one after another. The next chunk is read,
+compared and queued while the last one's requests finish, so no pause between chunks
+holds the pace below the channel's limit (unless items are grouped: a group may go on
+in the next chunk, which then waits). Accepted hashes are saved per chunk, in one
+transaction, once its requests are done, so an interrupted run loses nothing it
+already sent and records nothing the channel did not accept. An item the
 channel has nothing to take for (NothingToSend) is noted once and left alone until
 its payload changes: nothing was sent, so there is nothing to re-assert.
 """
@@ -16,8 +20,9 @@ import hashlib
 import json
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -36,6 +41,9 @@ log = logging.getLogger("syncctl.jobs")
 T = TypeVar("T")
 CHUNK = 500
 _NOTHING_SENT = "nothing-sent:"  # prefix of the hash kept for an item the channel did not take
+
+Entry = tuple[T, dict[str, Any], str]  # an item, its payload, the payload's hash
+Accepted = tuple[str, str, str | None]  # key, hash, summary: what the state records
 
 
 @dataclass(frozen=True)
@@ -81,18 +89,49 @@ def chunked(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
 
 def push(run: Run, spec: PushSpec[T]) -> None:
     selection = incremental.select(run, spec.feature, spec.items, spec.changes, never_due=_NOTHING_SENT)
+    stop = threading.Event()
+    error: Exception | None = None
+    sending: _Sending[T] | None = None
     with ThreadPoolExecutor(max_workers=run.concurrency, thread_name_prefix=run.name) as pool:
-        for chunk in chunked(selection.items):
-            _push_chunk(run, spec, chunk, pool)
+        try:
+            for chunk in chunked(selection.items):
+                if stop.is_set():
+                    break
+                due = _due(run, spec, chunk)  # read and compared while the chunk before is being sent
+                if not due or _planned(run, spec, due):
+                    continue
+                if sending is not None and spec.group is not None:
+                    # A group may go on in this chunk: its items stay in order only if the last chunk is done.
+                    error, sending = error or _record(run, spec, sending), None
+                elif sending is not None:
+                    sending.wait_all_taken()  # all under way: this chunk queues behind them, no pause between
+                if stop.is_set():
+                    break
+                if spec.prepare is not None:
+                    spec.prepare([spec.key(item) for item, _, _ in due])
+                started = _Sending(run, spec, _groups(spec, due), pool, stop)
+                if sending is not None:
+                    error = error or _record(run, spec, sending)
+                sending = started
+        except BaseException:
+            stop.set()  # the run broke off here: no task takes another group
+            raise
+        finally:
+            if sending is not None:
+                error = error or _record(run, spec, sending)
+    if error is not None:
+        raise error
     incremental.finish(run, selection)
 
 
-def _push_chunk(run: Run, spec: PushSpec[T], chunk: list[T], pool: ThreadPoolExecutor) -> None:
-    result, state, opts = run.result, run.rt.state, run.options
+def _due(run: Run, spec: PushSpec[T], chunk: list[T]) -> list[Entry[T]]:
+    """The chunk's items to send: changed, due for re-assertion, or all under --full;
+    not those a hold rule keeps back, nor those whose payload cannot be built."""
+    result, opts = run.result, run.options
     keys = [spec.key(item) for item in chunk]
-    previous = state.pushed(run.name, spec.feature, keys)  # read under --full too: the hold rules need it
+    previous = run.rt.state.pushed(run.name, spec.feature, keys)  # read under --full too: the hold rules need it
     now = run.now
-    due: list[tuple[T, dict[str, Any], str]] = []
+    due: list[Entry[T]] = []
     for item, key in zip(chunk, keys):
         try:
             payload = spec.payload(item)
@@ -109,69 +148,90 @@ def _push_chunk(run: Run, spec: PushSpec[T], chunk: list[T], pool: ThreadPoolExe
             result.fail(key, held)
             continue
         due.append((item, payload, digest))
-    if not due:
-        return
-    if opts.dry_run:
-        result.sent += len(due)
-        result.planned += [{"key": spec.key(item), "payload": payload} for item, payload, _ in due]
-        return
-    if spec.prepare is not None:
-        spec.prepare([spec.key(item) for item, _, _ in due])
-    accepted, error = _send_all(run, spec, _groups(spec, due), pool)
-    # Saved even when the channel broke off midway (auth, outage): what was accepted stays accepted.
+    return due
+
+
+def _planned(run: Run, spec: PushSpec[T], due: list[Entry[T]]) -> bool:
+    """Under --dry-run: what would be sent is noted, and nothing more happens."""
+    if not run.options.dry_run:
+        return False
+    run.result.sent += len(due)
+    run.result.planned += [{"key": spec.key(item), "payload": payload} for item, payload, _ in due]
+    return True
+
+
+def _record(run: Run, spec: PushSpec[T], sending: _Sending[T]) -> Exception | None:
+    """Once a chunk's groups are done: what the channel accepted, in one state transaction
+    (even when the channel broke off midway: what was accepted stays accepted); returns
+    the error that ended the run, if one did."""
+    accepted, error = sending.results()
     if accepted:
-        state.record_pushed(run.name, spec.feature, accepted, run.now)
-        state.clear_failures(run.name, run.result.job, [key for key, _, _ in accepted])
-        result.sent += sum(1 for _, digest, _ in accepted if not digest.startswith(_NOTHING_SENT))
-    if error is not None:
-        raise error
+        run.rt.state.record_pushed(run.name, spec.feature, accepted, run.now, clearing_failures_of=run.result.job)
+        run.result.sent += sum(1 for _, digest, _ in accepted if not digest.startswith(_NOTHING_SENT))
+    return error
 
 
-def _send_all(
-    run: Run, spec: PushSpec[T], groups: list[list[tuple[T, dict[str, Any], str]]], pool: ThreadPoolExecutor
-) -> tuple[list[tuple[str, str, str | None]], Exception | None]:
-    """Send every group. The first error that ends the channel's run (auth, outage)
-    cancels the groups not started yet, so a channel that is down is not asked item
-    after item; groups under way finish, and what they got accepted is kept."""
-    stop = threading.Event()
+class _Sending(Generic[T]):
+    """One chunk's groups, sent by up to `concurrency` tasks of the pool that each take
+    the next group until none is left. The first error that ends the channel's run (auth,
+    outage) sets `stop`: no task takes another group, of this chunk or a later one, so a
+    channel that is down is not asked item after item; groups under way finish, and what
+    they got accepted is kept."""
 
-    def send(group: list[tuple[T, dict[str, Any], str]]) -> list[tuple[str, str, str | None]]:
-        if stop.is_set():  # a worker freed after the error may start one before it is cancelled
-            return []
+    def __init__(
+        self, run: Run, spec: PushSpec[T], groups: list[list[Entry[T]]], pool: ThreadPoolExecutor, stop: threading.Event
+    ) -> None:
+        self._run, self._spec, self._stop = run, spec, stop
+        self._left = deque(groups)
+        self._all_taken = threading.Event()
+        tasks = min(run.concurrency, len(groups))
+        self._tasks = [pool.submit(self._take_and_send) for _ in range(tasks)]
+
+    def wait_all_taken(self) -> None:
+        """Until every group is under way or done (or the run stopped): the next chunk may be queued."""
+        self._all_taken.wait()
+
+    def results(self) -> tuple[list[Accepted], Exception | None]:
+        """Once every task is done: what the channel accepted, and the first error."""
+        accepted: list[Accepted] = []
+        error = None
+        for task in self._tasks:
+            mine, failed = task.result()
+            accepted += mine
+            error = error or failed
+        return accepted, error
+
+    def _take_and_send(self) -> tuple[list[Accepted], Exception | None]:
+        accepted: list[Accepted] = []
         try:
-            return _send_group(run, spec, group)
-        except Exception:
-            stop.set()
-            raise
-
-    futures = [pool.submit(send, group) for group in groups]
-    accepted: list[tuple[str, str, str | None]] = []
-    error: Exception | None = None
-    for future in as_completed(futures):
-        if future.cancelled():
-            continue
-        try:
-            accepted += future.result()
-        except Exception as exc:  # noqa: BLE001 - re-raised by the caller once what was accepted is saved
-            if error is None:
-                error = exc
-                for pending in futures:
-                    pending.cancel()
-    return accepted, error
+            while not self._stop.is_set():
+                try:
+                    group = self._left.popleft()
+                except IndexError:
+                    break
+                if not self._left:
+                    self._all_taken.set()
+                accepted += _send_group(self._run, self._spec, group)
+        except Exception as exc:  # noqa: BLE001 - raised by push() once what was accepted is saved
+            self._stop.set()
+            return accepted, exc
+        finally:
+            self._all_taken.set()  # taken, or left behind by a stop
+        return accepted, None
 
 
-def _groups(spec: PushSpec[T], due: list[tuple[T, dict[str, Any], str]]) -> list[list[tuple[T, dict[str, Any], str]]]:
+def _groups(spec: PushSpec[T], due: list[Entry[T]]) -> list[list[Entry[T]]]:
     if spec.group is None:
         return [[entry] for entry in due]
-    groups: dict[str, list[tuple[T, dict[str, Any], str]]] = {}
+    groups: dict[str, list[Entry[T]]] = {}
     for entry in due:
         groups.setdefault(spec.group(entry[0]), []).append(entry)
     return list(groups.values())
 
 
-def _send_group(run: Run, spec: PushSpec[T], group: list[tuple[T, dict[str, Any], str]]) -> list[tuple[str, str, str | None]]:
+def _send_group(run: Run, spec: PushSpec[T], group: list[Entry[T]]) -> list[Accepted]:
     """Send one group in order; AuthError/TransientError propagate and end the channel's run."""
-    accepted = []
+    accepted: list[Accepted] = []
     for position, (item, payload, digest) in enumerate(group):
         key = spec.key(item)
         try:

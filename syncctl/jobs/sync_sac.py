@@ -6,7 +6,9 @@ only on a linked ticket, so a ticket created in the ERP is never sent. Before a 
 is sent its intent is recorded (kind "reply", "pending:<time>"), after it the
 channel's message id. A run that finds an intent and no id (the process died between
 sending and recording) asks the channel whether the reply is there before sending it
-again: channels take no idempotency keys.
+again: channels take no idempotency keys. A reply waiting on a ticket linked only in
+this run (the state file was lost, with any record of a send) is looked for on the
+channel too, from the moment it was written in the ERP.
 """
 
 from __future__ import annotations
@@ -26,30 +28,35 @@ _PENDING = "pending:"
 
 def sync_sac(run: Run) -> None:
     cursor = run.rt.state.cursor(run.name, JOB)
+    linked_now: set[str] = set()
     for batch in run.channel.pull_tickets(cursor, run.options.since):
         if run.options.dry_run:
             run.result.planned += [
                 {"key": t.channel_ticket_id, "messages": len(t.messages)} for t in batch.tickets
             ]
             continue
-        _import(run, batch)
+        linked_now |= _import(run, batch)
     for channel_ticket_id, message in run.rt.erp.pending_replies(run.name):
-        _send_reply(run, channel_ticket_id, message)
+        _send_reply(run, channel_ticket_id, message, channel_ticket_id in linked_now)
 
 
-def _import(run: Run, batch: TicketBatch) -> None:
+def _import(run: Run, batch: TicketBatch) -> set[str]:
+    """Store the batch's tickets; returns the ids of those linked only now."""
     state = run.rt.state
     linked = state.erp_ids(run.name, TICKET, [ticket.channel_ticket_id for ticket in batch.tickets])
+    linked_now = set()
     for ticket in batch.tickets:
         erp_id, new_messages = run.rt.erp.import_ticket(run.name, ticket)
         run.result.sent += new_messages
         if ticket.channel_ticket_id not in linked:
             state.link(run.name, TICKET, str(erp_id), ticket.channel_ticket_id, run.now)
+            linked_now.add(ticket.channel_ticket_id)
     if batch.cursor is not None:
         state.set_cursor(run.name, JOB, batch.cursor)
+    return linked_now
 
 
-def _send_reply(run: Run, channel_ticket_id: str, message: TicketMessage) -> None:
+def _send_reply(run: Run, channel_ticket_id: str, message: TicketMessage, linked_now: bool) -> None:
     state, result = run.rt.state, run.result
     key = f"{channel_ticket_id}:{message.id}"
     if run.options.dry_run:
@@ -61,7 +68,7 @@ def _send_reply(run: Run, channel_ticket_id: str, message: TicketMessage) -> Non
     message_key = str(message.id)
     recorded = state.channel_ids(run.name, REPLY, [message_key]).get(message_key)
     try:
-        channel_message_id = _already_sent(run.channel, channel_ticket_id, message, recorded)
+        channel_message_id = _already_sent(run.channel, channel_ticket_id, message, recorded, linked_now)
         if channel_message_id is None:
             state.link(run.name, REPLY, message_key, _PENDING + run.now.isoformat(), run.now)
             channel_message_id = run.channel.send_reply(channel_ticket_id, message)
@@ -77,10 +84,13 @@ def _send_reply(run: Run, channel_ticket_id: str, message: TicketMessage) -> Non
     result.sent += 1
 
 
-def _already_sent(channel: Channel, channel_ticket_id: str, message: TicketMessage, recorded: str | None) -> str | None:
+def _already_sent(
+    channel: Channel, channel_ticket_id: str, message: TicketMessage, recorded: str | None, linked_now: bool
+) -> str | None:
     """The channel id of a reply an earlier run sent, or None when it must be sent."""
     if recorded is None:
-        return None
+        # No reply reaches the channel before an agent writes it in the ERP.
+        return channel.find_sent_reply(channel_ticket_id, message, message.created_at) if linked_now else None
     if not recorded.startswith(_PENDING):
         return recorded  # sent and recorded; only the ERP had not heard of it
     since = datetime.fromisoformat(recorded.removeprefix(_PENDING))

@@ -22,6 +22,11 @@ from syncctl.state.migrations import MIGRATIONS
 _BUSY_TIMEOUT_S = 30  # another process (run-all vs a manual job) may hold the write lock briefly
 _CHUNK = 500  # values per IN (...) list, well under SQLite's bound-parameter limit
 _RESEND_SPREAD = 0.25  # share of resend_after by which an item may come due early
+_UPSERT_PUSHED = (
+    "INSERT INTO pushed (channel, feature, key, hash, sent_at, due_at, value) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (channel, feature, key) DO UPDATE SET "
+    "hash = excluded.hash, sent_at = excluded.sent_at, due_at = excluded.due_at, value = excluded.value"
+)
 
 Row = dict[str, Any]
 _P = ParamSpec("_P")
@@ -67,8 +72,12 @@ class RunRecord:
 def _to_text(moment: datetime) -> str:
     if moment.utcoffset() is None:
         raise ValueError(f"naive datetime {moment!r}: the state file keeps aware UTC times only")
+    return _utc_text(moment.astimezone(UTC))
+
+
+def _utc_text(moment: datetime) -> str:
     # Fixed precision keeps the text sortable.
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    return moment.isoformat(timespec="microseconds")
 
 
 def _from_text(text: str) -> datetime:
@@ -231,30 +240,30 @@ class StateStore:
 
     @_locked
     def record_pushed(
-        self, channel: str, feature: str, items: Iterable[tuple[str, str, str | None]], now: datetime
+        self,
+        channel: str,
+        feature: str,
+        items: Iterable[tuple[str, str, str | None]],
+        now: datetime,
+        *,
+        clearing_failures_of: str | None = None,
     ) -> None:
-        """(key, hash, value) accepted by the channel at `now`; one transaction. `due_at` is
+        """(key, hash, value) accepted by the channel at `now`; one transaction, which also
+        clears those keys' failures of the job `clearing_failures_of` when given. `due_at` is
         now + resend_after minus a per-key share of up to a quarter of it, so items sent
         together come due over several runs."""
         sent_at = _to_text(now)
+        due = now.astimezone(UTC) + self._resend_after  # less each key's share, below
+        spread = self._resend_after * _RESEND_SPREAD
         rows = [
-            {
-                "channel": channel,
-                "feature": feature,
-                "key": key,
-                "hash": hash_,
-                "sent_at": sent_at,
-                "due_at": _to_text(self._due_at(channel, feature, key, now)),
-                "value": value,
-            }
+            (channel, feature, key, hash_, sent_at, _utc_text(due - spread * _due_share(channel, feature, key)), value)
             for key, hash_, value in items
         ]
         with self._transaction() as db:
-            db.table("pushed").upsert_all(rows, pk=("channel", "feature", "key"))
-
-    def _due_at(self, channel: str, feature: str, key: str, sent_at: datetime) -> datetime:
-        early = self._resend_after * _RESEND_SPREAD * _due_share(channel, feature, key)
-        return sent_at + self._resend_after - early
+            # Plain executemany: sqlite-utils' upsert_all costs more than the write itself.
+            db.conn.executemany(_UPSERT_PUSHED, rows)
+            if clearing_failures_of is not None:
+                self._delete_failures(channel, clearing_failures_of, [row[2] for row in rows])
 
     @_locked
     def forget_pushed(self, channel: str, feature: str | None = None) -> None:
@@ -376,10 +385,13 @@ class StateStore:
 
     @_locked
     def clear_failures(self, channel: str, job: str, keys: Iterable[str]) -> None:
-        with self._transaction() as db:
-            for chunk in _chunks(list(keys)):
-                where, args = _where_in({"channel": channel, "job": job}, "key", chunk)
-                db.table("failures").delete_where(where, args)
+        with self._transaction():
+            self._delete_failures(channel, job, list(keys))
+
+    def _delete_failures(self, channel: str, job: str, keys: Sequence[str]) -> None:
+        for chunk in _chunks(keys):
+            where, args = _where_in({"channel": channel, "job": job}, "key", chunk)
+            self._db.table("failures").delete_where(where, args)
 
     @_locked
     def failing(self, channel: str | None = None, job: str | None = None) -> list[Failing]:
