@@ -19,7 +19,8 @@ DEBIT_WAREHOUSE = "CD-SP"
 @dataclass
 class Tally:
     orders: int = 0  # channel orders found exactly once in the ERP
-    messages: int = 0  # order updates found on the channel; tracking events found in the ERP
+    # order updates and replies found on the channel; tracking events and customers' messages in the ERP
+    messages: int = 0
     resent: int = 0  # invoices sent again with the same number (harmless: a new receipt only)
     losses: int = 0
     duplicates: int = 0
@@ -43,6 +44,7 @@ CHECKS_BY_JOB = {
     "push-prices": ("prices",),
     "pull-orders": ("orders",),
     "push-invoices": ("updates",),
+    "sync-sac": ("sac",),
     "run-all": ("orders", "catalog", "stock", "prices"),
     "track": ("tracking",),
 }
@@ -147,30 +149,73 @@ def check_orders(world: World, tally: Tally) -> None:
 
 def check_updates(world: World, tally: Tally) -> None:
     """Every ERP invoice on its channel order once, with the shipment's tracking code
-    and its events; the invoice sent again only with the same number."""
+    and its events where the channel takes them; the invoice sent again only with the
+    same number, and no status notified twice."""
     delivered = world.kit.delivered(world.fake)
     rows = world.erp_sql(
-        "SELECT o.channel_order_id, i.number, s.tracking_code, "
+        "SELECT o.channel_order_id, i.number, i.nfe_key, s.tracking_code, "
         "(SELECT count(*) FROM shipment_events e WHERE e.shipment_id = s.id) "
-        "FROM orders o JOIN invoices i ON i.order_id = o.id JOIN shipments s ON s.order_id = o.id"
+        "FROM orders o JOIN invoices i ON i.order_id = o.id JOIN shipments s ON s.order_id = o.id "
+        f"WHERE o.channel = '{world.channel}'"
     )
-    for order_id, number, tracking, events in rows:
+    for order_id, number, nfe_key, tracking, events in rows:
         shown = delivered.get(order_id)
-        if shown is None or number not in shown.invoices:
+        if shown is None or not {number, nfe_key} & set(shown.invoices):
             tally.lost(f"invoice {number} of order {order_id}")
             continue
-        if shown.invoices.count(number) > 1 or len(shown.invoices) > 1:
+        if len(shown.invoices) > 1:
             tally.doubled(f"order {order_id} holds invoices {shown.invoices}")
+        if shown.repeated:
+            tally.doubled(f"order {order_id}: {shown.repeated} shipment statuses notified again")
         tally.resent += max(0, shown.invoice_sends - 1)
         tally.messages += 1
-        if shown.tracking != tracking:
+        if shown.tracks and shown.tracking != tracking:  # (some shipments the channel tracks itself)
             tally.lost(f"tracking {tracking} of order {order_id} (channel has {shown.tracking})")
-        else:
+        elif shown.tracks:
             tally.messages += 1
+        if shown.events is None:
+            continue
         if shown.events != events:
             tally.lost(f"{events} tracking events of order {order_id} (channel has {shown.events})")
         elif events:
             tally.messages += 1
+
+
+def check_sac(world: World, tally: Tally) -> None:
+    """Every customer message in the ERP once; every agent reply on the channel once, on
+    the ticket it answers; none on a ticket the channel never sent (the ERP opened it)."""
+    held = world.kit.conversations(world.fake)
+    rows = world.erp_sql(
+        "SELECT t.channel_ticket_id, m.direction, m.body FROM ticket_messages m JOIN tickets t ON t.id = m.ticket_id "
+        f"WHERE t.channel = '{world.channel}'"
+    )
+    erp = {
+        direction: Counter((ticket, body) for ticket, way, body in rows if way == direction) for direction in ("in", "out")
+    }
+    channel = {
+        "in": Counter((ticket, body) for ticket, shown in held.items() for body in shown.customer),
+        "out": Counter((ticket, body) for ticket, shown in held.items() for body in shown.replies),
+    }
+    for (ticket, body), times in channel["in"].items():
+        _once(tally, f"customer message {body!r} on {ticket} in the ERP", erp["in"][ticket, body], times)
+    for (ticket, body), times in erp["out"].items():
+        sent = channel["out"][ticket, body]
+        if held.get(ticket) and held[ticket].customer:
+            _once(tally, f"reply {body!r} on {ticket} on the channel", sent, times)
+        elif sent:
+            tally.wrong(f"reply {body!r} sent on {ticket}, a ticket the ERP opened, not the channel")
+    for ticket, body in channel["out"].keys() - erp["out"].keys():
+        tally.wrong(f"reply {body!r} on {ticket} is on the channel, not in the ERP")
+
+
+def _once(tally: Tally, what: str, found: int, wanted: int) -> None:
+    """Count `what` found `found` times where it should be `wanted` times."""
+    if found < wanted:
+        tally.lost(f"{what}: {found} of {wanted}")
+    elif found > wanted:
+        tally.doubled(f"{what}: {found}, not {wanted}")
+    else:
+        tally.messages += found
 
 
 def check_tracking(world: World, tally: Tally) -> None:
@@ -199,4 +244,5 @@ CHECKS = {
     "orders": check_orders,
     "updates": check_updates,
     "tracking": check_tracking,
+    "sac": check_sac,
 }

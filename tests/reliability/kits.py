@@ -9,6 +9,7 @@ every scenario then runs against it too.
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,11 @@ from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
 from syncctl.sandbox.correios import FakeCorreios
+from syncctl.sandbox.jadlog import BR_DATE as JADLOG_BR
+from syncctl.sandbox.jadlog import ISO_DATE as JADLOG_ISO
+from syncctl.sandbox.jadlog import FakeJadlog
+from syncctl.sandbox.melhorenvio import FakeMelhorEnvio
+from syncctl.sandbox.mercadolivre import LABEL_MODES as ML_LABEL_MODES
 from syncctl.sandbox.mercadolivre import REDIRECT_URI as ML_REDIRECT_URI
 from syncctl.sandbox.mercadolivre import FakeMercadoLivre
 from syncctl.sandbox.vtex import FakeVtex
@@ -35,10 +41,20 @@ class Listing:
 class Delivered:
     """What the channel holds of one order's updates, and how often they were sent."""
 
-    invoices: tuple[str, ...]  # invoice numbers on the order
-    tracking: str | None
-    events: int
-    invoice_sends: int  # invoice requests that reached the channel
+    invoices: tuple[str, ...]  # invoices on the order, by number (VTEX) or NF-e key (Mercado Livre)
+    invoice_sends: int  # invoice requests the channel took
+    tracking: str | None = None
+    events: int | None = None  # tracking events on the order; None: the channel takes no events
+    tracks: bool = True  # False: the channel tracks this shipment itself (Mercado Envios)
+    repeated: int = 0  # status notifications sent again for a status the channel already had
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One ticket as the channel holds it: what the customer wrote, what the seller replied."""
+
+    customer: tuple[str, ...]
+    replies: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,11 @@ class ChannelKit(Protocol):
     jobs: tuple[str, ...]  # the jobs the crash and fault scenarios run on this channel
     # Credentials that the channel's own tokens embed (an app id), so the state file holds them with the tokens.
     inside_tokens: tuple[str, ...]
+    # After the state file is lost, invoices go again (VTEX: harmless, a fresh receipt); False
+    # where syncctl reads the channel's copy back first.
+    resends_invoices: bool
+    # OAuth: what syncctl tells a person to do once the token pair is lost ({name}: the channel's).
+    reauthorize_hint: str
 
     def make_fake(self, seed: int) -> Any: ...
 
@@ -102,6 +123,15 @@ class ChannelKit(Protocol):
 
     def delivered(self, fake: Any) -> dict[str, Delivered]: ...
 
+    def customers_write(self, fake: Any, orders: Sequence[str], round_: int) -> None:
+        """Customers write to the seller about these orders (each message's text unique)."""
+
+    def ticket_id(self, order_id: str) -> str:
+        """The channel's ticket id for a conversation about this order."""
+
+    def conversations(self, fake: Any) -> dict[str, Conversation]:
+        """Channel ticket id -> what the channel holds of it."""
+
     def hostile_answers(self) -> list[Hostile]: ...
 
     def parcels(self, fake: Any, count: int) -> list[str]:
@@ -128,12 +158,28 @@ class ChannelKit(Protocol):
         ERP must end up with go to `world.placed`. Returns what shifted, as it happens."""
 
 
+class Kit:
+    """What every kit's config block shares: `type`, `auto`, the fake's URL, and each
+    credential by reference (the environment variable KIND_FIELD holds credential
+    `field`: VTEX_APP_KEY holds app_key); `settings` are the block's other lines."""
+
+    channel_type: str
+    credentials: ClassVar[Mapping[str, str]]
+    settings = ""
+
+    def config_block(self, name: str, base_url: str) -> str:
+        fields = {variable.split("_", 1)[1].lower(): variable for variable in self.credentials}
+        references = "".join(f"      {field}: ${{{variable}}}\n" for field, variable in fields.items())
+        return (f"  {name}:\n    type: {self.channel_type}\n    auto: true\n    base_url: {base_url}\n"
+                f"    credentials:\n{references}{self.settings}")  # fmt: skip
+
+
 VTEX_WAREHOUSE = "1_1"
 VTEX_VISIBILITY_S = 300  # syncctl's default feed visibility timeout
 VTEX_BACKSTOP_MINUTES = 5  # so letting a visibility timeout pass lets the backstop run too
 
 
-class VtexKit:
+class VtexKit(Kit):
     kind = "vtex"
     section = "channels"
     channel_type = "vtex"
@@ -142,6 +188,7 @@ class VtexKit:
     }
     jobs = ("pull-orders", "push-products", "push-stock", "push-prices", "push-invoices", "run-all")
     inside_tokens = ()
+    resends_invoices = True
 
     def make_fake(self, seed: int) -> FakeVtex:
         return FakeVtex(
@@ -154,15 +201,7 @@ class VtexKit:
     def list_catalog(self, fake: FakeVtex, catalog: Sequence[CatalogItem]) -> None:
         """Nothing: push-products creates products and SKUs on VTEX."""
 
-    def config_block(self, name: str, base_url: str) -> str:
-        return f"""\
-  {name}:
-    type: vtex
-    auto: true
-    base_url: {base_url}
-    credentials:
-      app_key: ${{VTEX_APP_KEY}}
-      app_token: ${{VTEX_APP_TOKEN}}
+    settings = f"""\
     stock: {{from_warehouses: [CD-SP, LOJA-01], debit_warehouse: CD-SP}}
     prices: {{max_drop_pct: 50}}
     options:
@@ -358,7 +397,7 @@ class VtexKit:
         ]
 
 
-class MercadoLivreKit:
+class MercadoLivreKit(Kit):
     """Mercado Livre: listings exist before syncctl (it links them by SELLER_SKU), OAuth
     with rotating refresh tokens, orders in packs, no "we have it" call."""
 
@@ -369,8 +408,14 @@ class MercadoLivreKit:
         "ML_CLIENT_ID": "5512345678901234", "ML_CLIENT_SECRET": "ml-rel-SECRET-never-shown-77d1",
         "ML_REFRESH_TOKEN": "TG-rel-refresh-NEVER-shown-91c3",
     }
-    jobs = ("pull-orders", "push-stock", "push-prices")
+    jobs = ("pull-orders", "push-stock", "push-prices", "push-invoices", "sync-sac")
     inside_tokens = ("ML_CLIENT_ID",)  # ML's access tokens read APP_USR-<client id>-...
+    resends_invoices = False  # it reads the pack's fiscal document or the shipment's NF-e first
+    reauthorize_hint = "syncctl channel auth {name}"
+    # (mode, logistic type) of the orders placed: Mercado Envios with the label the NF-e
+    # unlocks (the NF-e goes into the shipment), ME1 (the NF-e attached to the pack, the
+    # tracking notified) and custom shipping (attached; tracking on the shipment).
+    LOGISTICS = (("me2", "cross_docking"), ("me2", "cross_docking"), ("me1", "default"), ("custom", "custom"))
 
     def make_fake(self, seed: int) -> FakeMercadoLivre:
         fake = FakeMercadoLivre(
@@ -384,17 +429,8 @@ class MercadoLivreKit:
             fake.add_item(item.name, sku=item.sku, family_name=item.family or item.name,
                           price=Decimal(item.cents) / 100, quantity=50)
 
-    def config_block(self, name: str, base_url: str) -> str:
-        return f"""\
-  {name}:
-    type: mercadolivre
-    auto: true
-    base_url: {base_url}
-    credentials:
-      client_id: ${{ML_CLIENT_ID}}
-      client_secret: ${{ML_CLIENT_SECRET}}
-      refresh_token: ${{ML_REFRESH_TOKEN}}
-    features: {{products: false, stock: true, prices: true, orders: true, order_updates: false, sac: false}}
+    settings = f"""\
+    features: {{products: false, stock: true, prices: true, orders: true, order_updates: true, sac: true}}
     stock: {{from_warehouses: [CD-SP, LOJA-01], debit_warehouse: CD-SP}}
     prices: {{max_drop_pct: 50}}
     options: {{redirect_uri: "{ML_REDIRECT_URI}"}}
@@ -403,7 +439,12 @@ class MercadoLivreKit:
     def place_orders(
         self, fake: FakeMercadoLivre, catalog: Sequence[CatalogItem], count: int, rng: random.Random
     ) -> list[str]:
-        return [str(fake.add_order(self._lines(fake, catalog, rng))[0]) for _ in range(count)]
+        placed = []
+        for _ in range(count):
+            lines = self._lines(fake, catalog, rng)
+            mode, logistic_type = rng.choice(self.LOGISTICS)
+            placed.append(str(fake.add_order(lines, mode=mode, logistic_type=logistic_type)[0]))
+        return placed
 
     def _lines(self, fake: FakeMercadoLivre, catalog: Sequence[CatalogItem], rng: random.Random) -> list[tuple]:
         listed = self._items_by_sku(fake)
@@ -452,7 +493,57 @@ class MercadoLivreKit:
         return {}  # Mercado Livre has no "we have it" call
 
     def delivered(self, fake: FakeMercadoLivre) -> dict[str, Delivered]:
-        raise NotImplementedError("push-invoices is not in this kit's jobs")
+        """Per purchase (pack, or order without one): the NF-e in its shipment (Mercado
+        Envios with a label) or attached to the pack, by key; tracking where ML takes it."""
+        taken = Counter((record.method, record.path) for record in fake.requests_log if record.status in (200, 201))
+        found = {}
+        for order in fake.orders.values():
+            key = order["pack_id"] or order["id"]
+            shipment_id = order["shipping"]["id"]
+            shipment = fake.shipments[shipment_id]
+            mode, logistic_type = shipment["logistic"]["mode"], shipment["logistic"]["type"]
+            if mode == "me2" and logistic_type in ML_LABEL_MODES:
+                xml = fake.invoice_data.get(shipment_id)
+                invoices = tuple(re.findall(r"NFe(\d{44})", xml)) if xml else ()
+                path = f"/shipments/{shipment_id}/invoice_data"
+                sends = taken["POST", path] + taken["PUT", path]
+            else:
+                invoices = tuple(doc["file_name"].removeprefix("NFe").removesuffix(".xml")
+                                 for doc in fake.fiscal_documents.get(key, []))  # fmt: skip
+                sends = taken["POST", f"/packs/{key}/fiscal_documents"]
+            notified = Counter(note["status"] for note in fake.seller_notifications.get(shipment_id, []))
+            found[str(key)] = Delivered(
+                invoices=invoices, invoice_sends=sends, tracking=shipment["tracking_number"], tracks=mode != "me2",
+                repeated=sum(times - 1 for times in notified.values()),
+            )
+        return found
+
+    def customers_write(self, fake: FakeMercadoLivre, orders: Sequence[str], round_: int) -> None:
+        """A buyer's message on each purchase; in the first round a claim on the first one too."""
+        for n, key in enumerate(orders):
+            fake.add_buyer_message(int(key), f"Pergunta {round_}.{n} sobre a compra: quando chega?")
+        if round_ == 1 and orders:
+            pack = fake.packs.get(int(orders[0]))
+            order_id = pack["orders"][0]["id"] if pack else int(orders[0])
+            fake.add_claim(order_id, "Reclamação: veio a cor errada")
+
+    def ticket_id(self, order_id: str) -> str:
+        return f"pack:{order_id}"
+
+    def conversations(self, fake: FakeMercadoLivre) -> dict[str, Conversation]:
+        held = {}
+        for pack, conversation in fake.conversations.items():
+            messages = conversation["messages"]
+            held[f"pack:{pack}"] = Conversation(
+                customer=tuple(m["text"] for m in messages if m["from"]["user_id"] != fake.seller_id),
+                replies=tuple(m["text"] for m in messages if m["from"]["user_id"] == fake.seller_id),
+            )
+        for claim_id, messages in fake.claim_messages.items():
+            held[f"claim:{claim_id}"] = Conversation(
+                customer=tuple(m["message"] for m in messages if m["sender_role"] != "respondent"),
+                replies=tuple(m["message"] for m in messages if m["sender_role"] == "respondent"),
+            )
+        return held
 
     def hostile_answers(self) -> list[Hostile]:
         return []
@@ -485,39 +576,52 @@ class MercadoLivreKit:
         }
 
 
-class CorreiosKit:
-    """Correios, a carrier: `track` reads its parcels' events into the ERP."""
+def _events_recorded(world: Any) -> set[str]:
+    """Tracking codes of the world's carrier that have events in the ERP."""
+    return {row[0] for row in world.erp_sql(
+        "SELECT DISTINCT s.tracking_code FROM shipments s JOIN shipment_events e ON e.shipment_id = s.id "
+        f"WHERE s.carrier = '{world.channel}'")}  # fmt: skip
+
+
+class CarrierKit(Kit):
+    """What carriers share: `track` reads their parcels' events into the ERP; they sell
+    nothing; unless a kit says otherwise, nothing to refresh and no hostile answers."""
+
+    section = "carriers"
+    jobs = ("track",)
+    inside_tokens = ()
+
+    def list_catalog(self, fake: Any, catalog: Sequence[CatalogItem]) -> None:
+        """Nothing: a carrier sells nothing."""
+
+    def let_time_pass(self, fake: Any) -> None:
+        fake.advance(60)
+
+    def hostile_answers(self) -> list[Hostile]:
+        return []
+
+    def refreshes(self, fake: Any) -> int | None:
+        return None
+
+    def session_tokens(self, fake: Any) -> set[str]:
+        return set()
+
+
+class CorreiosKit(CarrierKit):
+    """Correios: a bearer from a login, cached in the state file; events newest first."""
 
     kind = "correios"
-    section = "carriers"
     channel_type = "correios"
     credentials: ClassVar[Mapping[str, str]] = {
         "CORREIOS_USER": "rel-correios-user-8841", "CORREIOS_ACCESS_CODE": "cws-rel-ACCESS-never-shown-2b7e",
         "CORREIOS_POSTCARD": "0072345678",
     }
-    jobs = ("track",)
-    inside_tokens = ()
     SCENARIOS = (("delivered", None), ("failed_then_pickup", None), ("returned", None), ("lost", None),
                  ("delivered", 2))  # fmt: skip
 
     def make_fake(self, seed: int) -> FakeCorreios:
         return FakeCorreios(user=self.credentials["CORREIOS_USER"], access_code=self.credentials["CORREIOS_ACCESS_CODE"],
                             postcard=self.credentials["CORREIOS_POSTCARD"])  # fmt: skip
-
-    def config_block(self, name: str, base_url: str) -> str:
-        return f"""\
-  {name}:
-    type: correios
-    auto: true
-    base_url: {base_url}
-    credentials:
-      user: ${{CORREIOS_USER}}
-      access_code: ${{CORREIOS_ACCESS_CODE}}
-      postcard: ${{CORREIOS_POSTCARD}}
-"""
-
-    def list_catalog(self, fake: FakeCorreios, catalog: Sequence[CatalogItem]) -> None:
-        """Nothing: a carrier sells nothing."""
 
     def parcels(self, fake: FakeCorreios, count: int) -> list[str]:
         start = fake.now() - timedelta(days=6)
@@ -530,9 +634,6 @@ class CorreiosKit:
     def tracked(self, fake: FakeCorreios) -> dict[str, int]:
         return {code: len(events) for code, events in fake.objects.items()}
 
-    def let_time_pass(self, fake: FakeCorreios) -> None:
-        fake.advance(60)
-
     def hostile_answers(self) -> list[Hostile]:
         def mistyped_code(world: Any) -> str:
             code = s10_code(70_999_999)
@@ -541,17 +642,114 @@ class CorreiosKit:
             return mistyped
 
         def others_tracked(world: Any) -> bool:
-            recorded = {row[0] for row in world.erp_sql(
-                "SELECT DISTINCT s.tracking_code FROM shipments s JOIN shipment_events e ON e.shipment_id = s.id")}
-            return set(self.tracked(world.fake)) <= recorded
+            return set(self.tracked(world.fake)) <= _events_recorded(world)
 
         return [Hostile("mistyped tracking code in the ERP", "track", "check digit", mistyped_code, others_tracked)]
 
-    def refreshes(self, fake: FakeCorreios) -> int | None:
-        return None  # a cached bearer, not OAuth's rotating refresh tokens
-
     def session_tokens(self, fake: FakeCorreios) -> set[str]:
         return set(fake.tokens)
+
+
+class JadlogKit(CarrierKit):
+    """Jadlog: a static token; one request asks about a batch of shipments; events are
+    free text, oldest first, in either of two date formats."""
+
+    kind = "jadlog"
+    channel_type = "jadlog"
+    credentials: ClassVar[Mapping[str, str]] = {"JADLOG_TOKEN": "eyJhbGciOiJIUzI1NiJ9.rel-jadlog-NEVER-shown.9c1f"}
+    STORIES = (  # each parcel's statuses, 7 hours apart
+        ("EMISSAO", "TRANSFERENCIA", "EM ROTA", "ENTREGUE"),
+        ("EMISSAO", "ENTRADA", "TRANSFERENCIA"),
+        ("EMISSAO", "TRANSFERENCIA", "NAO ENTREGUE - DESTINATARIO AUSENTE", "EM ROTA"),
+        ("EMISSAO", "EM DEVOLUCAO", "DEVOLUCAO ENTREGUE AO REMETENTE"),
+        (),  # a pickup order Jadlog knows, nothing happened yet
+    )
+
+    def make_fake(self, seed: int) -> FakeJadlog:
+        return FakeJadlog(token=self.credentials["JADLOG_TOKEN"])
+
+    def parcels(self, fake: FakeJadlog, count: int) -> list[str]:
+        start = fake.now() - timedelta(days=6)
+        shipment_ids = [f"1120000{70_000 + n:07d}" for n in range(count)]
+        for n, shipment_id in enumerate(shipment_ids):
+            fake.add_shipment(shipment_id, f"{n:08d}", start)
+            for hour, status in enumerate(self.STORIES[n % len(self.STORIES)], start=1):
+                fake.add_event(shipment_id, status, start + timedelta(hours=hour * 7), "CO SAO PAULO",
+                               date_format=(JADLOG_ISO, JADLOG_BR)[hour % 2])  # fmt: skip
+        return shipment_ids
+
+    def tracked(self, fake: FakeJadlog) -> dict[str, int]:
+        return {shipment_id: len(entry["tracking"]["eventos"]) for shipment_id, entry in fake.shipments.items()}
+
+    def hostile_answers(self) -> list[Hostile]:
+        def unknown_shipment(world: Any) -> str:
+            world.add_shipments(["11200009999999"])  # in the ERP, never handed to Jadlog
+            return "11200009999999"
+
+        def others_tracked(world: Any) -> bool:
+            held = {code for code, events in self.tracked(world.fake).items() if events}
+            return held <= _events_recorded(world)
+
+        return [Hostile("shipment Jadlog does not know", "track", "Não localizado", unknown_shipment, others_tracked)]
+
+
+class MelhorEnvioKit(CarrierKit):
+    """Melhor Envio: OAuth with single-use refresh tokens (the config's first one is
+    spent at the first run); each order's lifecycle steps and their times, not events."""
+
+    kind = "melhorenvio"
+    channel_type = "melhorenvio"
+    credentials: ClassVar[Mapping[str, str]] = {
+        "MELHORENVIO_CLIENT_ID": "rel-me-client-5521", "MELHORENVIO_CLIENT_SECRET": "me-rel-SECRET-never-shown-0d4a",
+        "MELHORENVIO_REFRESH_TOKEN": "me-rel-refresh-NEVER-shown-6b2e",
+    }
+    reauthorize_hint = "put the new refresh token in carriers.{name}.credentials"
+    # Each parcel's steps, 7 hours apart.
+    STORIES = ((), ("posted",), ("posted", "delivered"), ("posted", "undelivered"), ("canceled",))
+    DATED = ("posted", "delivered", "canceled", "expired")  # steps with a time of their own (`<step>_at`)
+    UNDATED = ("undelivered", "suspended")  # statuses without one
+
+    def make_fake(self, seed: int) -> FakeMelhorEnvio:
+        return FakeMelhorEnvio(client_id=self.credentials["MELHORENVIO_CLIENT_ID"],
+                               client_secret=self.credentials["MELHORENVIO_CLIENT_SECRET"],
+                               refresh_token=self.credentials["MELHORENVIO_REFRESH_TOKEN"])  # fmt: skip
+
+    def parcels(self, fake: FakeMelhorEnvio, count: int) -> list[str]:
+        start = fake.now() - timedelta(days=6)
+        orders = []
+        for n in range(count):
+            order_id = fake.add_order(s10_code(71_000_000 + n), created_at=start)
+            for hour, step in enumerate(self.STORIES[n % len(self.STORIES)], start=1):
+                fake.set_status(order_id, step, start + timedelta(hours=hour * 7))
+            orders.append(order_id)
+        return orders
+
+    def tracked(self, fake: FakeMelhorEnvio) -> dict[str, int]:
+        return {
+            order_id: sum(1 for step in self.DATED if order[f"{step}_at"]) + (order["status"] in self.UNDATED)
+            for order_id, order in fake.orders.items()
+        }
+
+    def refreshes(self, fake: FakeMelhorEnvio) -> int | None:
+        return sum(1 for form in self._token_forms(fake) if form.get("grant_type") == "refresh_token")
+
+    def session_tokens(self, fake: FakeMelhorEnvio) -> set[str]:
+        presented = {form["refresh_token"] for form in self._token_forms(fake) if form.get("refresh_token")}
+        return {*fake.access_tokens, *fake.refresh_tokens, *presented}
+
+    def expire_sessions(self, fake: FakeMelhorEnvio) -> None:
+        fake.expire_access_tokens()
+
+    def reauthorize(self, world: Any) -> None:
+        """Authorize syncctl again on Melhor Envio and put the new refresh token in the config."""
+        token = f"me-rel-reauthorized-{world.reauthorized + 1}-5f0e"
+        world.fake.refresh_tokens.add(token)
+        config = world.config_path.read_text()
+        world.config_path.write_text(re.sub(r"refresh_token: .*", f"refresh_token: {token}", config))
+
+    @staticmethod
+    def _token_forms(fake: FakeMelhorEnvio) -> list[dict[str, Any]]:
+        return [r.body for r in fake.requests_log if r.path == "/oauth/token" and isinstance(r.body, dict)]
 
 
 def s10_code(serial: int) -> str:
@@ -562,5 +760,5 @@ def s10_code(serial: int) -> str:
     return f"QB{digits}{check}BR"
 
 
-KITS: tuple[ChannelKit, ...] = (VtexKit(), MercadoLivreKit(), CorreiosKit())
+KITS: tuple[ChannelKit, ...] = (VtexKit(), MercadoLivreKit(), CorreiosKit(), JadlogKit(), MelhorEnvioKit())
 """Every channel the suite runs against; a new channel's kit goes here."""

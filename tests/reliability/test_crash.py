@@ -133,19 +133,19 @@ def test_a_kill_at_the_token_refresh_loses_nothing_and_at_worst_asks_for_a_new_a
     """The refresh token is single-use: killed after the channel rotated it but before the
     new pair reached the state file, the pair is gone, and no client can get it back.
     syncctl then says how to authorize again (exit 3); once done, nothing is lost."""
+    job = kit.jobs[0]
     with world(tmp_path, kit, http=FAST_HTTP) as made:
-        made.prepare("pull-orders")
-        made.run("push-stock")  # a pair in the state file
+        made.prepare(job)  # runs on it: a pair in the state file
         kit.expire_sessions(made.fake)
         refreshes = kit.refreshes(made.fake)
         # Request 1 meets the voided token (401); request 2 is the refresh.
-        assert made.cli("--json", "pull-orders", kill=KillPoint(2, phase, 0.02)).killed
+        assert made.cli("--json", job, kill=KillPoint(2, phase, 0.02)).killed
         assert kit.refreshes(made.fake) - refreshes == (0 if phase == "before" else 1)
-        after = made.cli("--json", "pull-orders")
+        after = made.cli("--json", job)
         if after.returncode == 3:
-            assert phase != "before" and f"syncctl channel auth {made.channel}" in after.stdout
+            assert phase != "before" and kit.reauthorize_hint.format(name=made.channel) in after.stdout
         else:
             assert after.returncode == 0, after.stdout + after.stderr
-        made.run_to_completion("pull-orders")
-        tally = check(made, "pull-orders")
+        made.run_to_completion(job)
+        tally = check(made, job)
         assert tally.problems == [] and made.leaks() == []

@@ -46,7 +46,9 @@ class Figures:
     command: str
     trials: int = 0
     orders: int = 0  # channel orders checked exactly once in the ERP
-    messages: int = 0  # invoices, tracking and delivery updates checked on the channel
+    # invoices, tracking, delivery updates and replies checked on the channel; tracking
+    # events and customers' messages checked in the ERP
+    messages: int = 0
     losses: int = 0
     duplicates: int = 0
     leaks: int = 0

@@ -38,6 +38,7 @@ from syncctl.sandbox.server import RunningServer, serve
 
 ORDERS = 12  # per world that has orders: two feed lots and a bit
 PARCELS = 10  # per world that tracks parcels
+TALKING = 5  # orders whose customers write to the seller
 PARENTS = (("CAM", "Camiseta Algodão"), ("CALCA", "Calça Jeans"), ("TENIS", "Tênis Corrida"))
 SIZES = ("P", "M", "G")
 STANDALONE = (("BONE", "Boné Aba Curva"), ("CANECA", "Caneca 300 ml"), ("MEIA", "Meia Cano Alto"),
@@ -151,21 +152,29 @@ class World:
 
     def prepare(self, job: str) -> None:
         """What must already have happened before `job` has something to do."""
-        if job in ("push-stock", "push-prices", "pull-orders", "push-invoices"):
+        if job in ("push-stock", "push-prices", "pull-orders", "push-invoices", "sync-sac"):
             self.run("push-products")
-        if job in ("pull-orders", "push-invoices", "run-all"):
+        if job in ("pull-orders", "push-invoices", "sync-sac", "run-all"):
             self.run("pull-orders")  # the first run sets the channel's order feed up
             self.place_orders(ORDERS)
-        if job == "push-invoices":
+        if job in ("push-invoices", "sync-sac"):
             self.run("pull-orders")
+        if job == "push-invoices":
             self.invoice_and_ship()
+        if job == "sync-sac":
+            self.converse()
         if job == "track":
-            self.add_shipments(self.kit.parcels(self.fake, PARCELS))
+            parcels = self.kit.parcels(self.fake, PARCELS)
+            self.add_shipments(parcels[: PARCELS // 2])
+            self.run("track")  # tracked before: the carrier's session is in the state file
+            self.add_shipments(parcels[PARCELS // 2 :])
 
     def prepare_all(self) -> None:
         """What must have happened before every job of the channel has something to do."""
         richest = next(job for job in ("push-invoices", "pull-orders", "push-stock", "track") if job in self.kit.jobs)
         self.prepare(richest)
+        if "sync-sac" in self.kit.jobs:
+            self.converse()
 
     def place_orders(self, count: int) -> list[str]:
         placed = self.kit.place_orders(self.fake, self.catalog, count, random.Random(f"orders:{len(self.placed)}"))
@@ -189,13 +198,37 @@ class World:
             for order_id, code in zip(ids, codes, strict=True)
         ])
 
+    def converse(self) -> None:
+        """Customers write about the first orders; their tickets come down; agents answer
+        each in the ERP (the first twice), and answer a ticket the ERP opened itself (a
+        phone call about the last order: never to go up); customers write again."""
+        talking = self.placed[:TALKING]
+        self.kit.customers_write(self.fake, talking, 1)
+        self.run("sync-sac")
+        now = datetime.now(UTC)
+        tickets = self.erp_sql(f"SELECT id FROM tickets WHERE channel = '{self.channel}' ORDER BY id")
+        came_down = [ticket for (ticket,) in tickets]
+        self.erp_insert("tickets", [{"channel": self.channel, "channel_ticket_id": self.kit.ticket_id(self.placed[-1]),
+                                     "subject": "Ligação do cliente", "status": "open", "opened_at": now,
+                                     "updated_at": now}])  # fmt: skip
+        [(phoned,)] = self.erp_sql(f"SELECT max(id) FROM tickets WHERE channel = '{self.channel}'")
+        replies = [(ticket, f"Resposta {n} da equipe: já estamos vendo.") for n, ticket in enumerate(came_down)]
+        replies += [(came_down[0], "Mais uma coisa: o código de rastreio segue por e-mail."),
+                    (phoned, "Conforme a ligação, trocamos o produto.")]  # fmt: skip
+        self.erp_insert("ticket_messages", [
+            {"ticket_id": ticket, "direction": "out", "author": "Ana (SAC)", "body": body, "created_at": now}
+            for ticket, body in replies
+        ])
+        self.kit.customers_write(self.fake, talking[::2], 2)
+
     def invoice_and_ship(self) -> None:
         """An NF-e and a shipment for every imported order; tracking events for half."""
         now = datetime.now(UTC)
         orders = self.erp_sql("SELECT id, total FROM orders ORDER BY id")
         self.erp_insert("invoices", [
             dict(order_id=order_id, nfe_key=nfe_key(order_id), number=str(1000 + order_id), series="1",
-                 issued_at=now, total=Decimal(total), xml="<nfeProc/>", updated_at=now)
+                 issued_at=now, total=Decimal(total), updated_at=now,
+                 xml=f'<nfeProc><NFe><infNFe Id="NFe{nfe_key(order_id)}"/></NFe></nfeProc>')
             for order_id, total in orders
         ])
         self.erp_insert("shipments", [
