@@ -14,7 +14,8 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from syncctl.sandbox import wire
-from syncctl.sandbox.faults import Faults, RequestRecord
+from syncctl.sandbox.clocked import Clocked
+from syncctl.sandbox.faults import Faults
 
 Clock = Callable[[], datetime]
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
@@ -38,7 +39,7 @@ def read_json(request: Request) -> Any:
     return wire.read_json(request, FakeError(400, "The request body is not valid JSON"))
 
 
-class FakeCarrierApi:
+class FakeCarrierApi(Clocked):
     """Base of the carrier fakes: call it as a WSGI app. Subclasses list `routes`
     ((method, path, endpoint) handled by `_on_<endpoint>(request, **args)`) and render
     errors their API's way in `error_response`. Every request holds one lock."""
@@ -54,18 +55,6 @@ class FakeCarrierApi:
             [Rule(path, methods=[method], endpoint=endpoint) for method, path, endpoint in self.routes],
             strict_slashes=False,
         )
-
-    def now(self) -> datetime:
-        return self._clock() + self._offset
-
-    def advance(self, seconds: float) -> None:
-        """Move the fake's clock forward (token expiry, rate-limit windows)."""
-        with self._lock:
-            self._offset += timedelta(seconds=seconds)
-
-    @property
-    def requests_log(self) -> list[RequestRecord]:
-        return self.faults.requests_log
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)

@@ -36,7 +36,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from syncctl.sandbox.faults import Faults, RequestRecord
+from syncctl.sandbox.clocked import Clocked
+from syncctl.sandbox.faults import Faults
 from syncctl.sandbox.wire import json_response, read_json
 
 Json = Any
@@ -154,7 +155,7 @@ class _Bucket:
         return True
 
 
-class FakeMercadoLivre:
+class FakeMercadoLivre(Clocked):
     """The fake API. Call it as a WSGI app; drive it from tests with the plain methods
     (`issue_refresh_token`, `add_item`, `add_order`, `add_buyer_message`, `advance`, ...)
     and read its state from the public dicts."""
@@ -259,18 +260,6 @@ class FakeMercadoLivre:
             raise ApiError(429, "local_rate_limited", "Too many requests", headers=headers)
 
     # ------------------------------------------------------- test/demo helpers
-
-    def now(self) -> datetime:
-        return self._clock() + self._offset
-
-    def advance(self, seconds: float) -> None:
-        """Move the fake's clock forward (token expiry, promotions, rate-limit refill)."""
-        with self._lock:
-            self._offset += timedelta(seconds=seconds)
-
-    @property
-    def requests_log(self) -> list[RequestRecord]:
-        return self.faults.requests_log
 
     def rate_limit(self, per_minute: int, *, retry_after: bool = True) -> None:
         """Answer 429 to an endpoint called more than `per_minute` times a minute."""

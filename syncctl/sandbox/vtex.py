@@ -33,7 +33,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from syncctl.sandbox.faults import Faults, RequestRecord
+from syncctl.sandbox.clocked import Clocked
+from syncctl.sandbox.faults import Faults
 from syncctl.sandbox.wire import json_response, read_json
 
 Json = Any
@@ -224,7 +225,7 @@ class _BurstCredits:
         self._at = now
 
 
-class FakeVtex:
+class FakeVtex(Clocked):
     """The fake store. Call it as a WSGI app; drive it from tests with the plain methods
     (`add_order`, `set_order_status`, `advance`, ...) and read its state from the public
     dicts. Every HTTP request and helper call holds one lock. `clock` returns aware UTC
@@ -327,18 +328,6 @@ class FakeVtex:
             raise ApiError(429, "Too many requests", headers={"Retry-After": retry_after})
 
     # ------------------------------------------------------- test/demo helpers
-
-    def now(self) -> datetime:
-        return self._clock() + self._offset
-
-    def advance(self, seconds: float) -> None:
-        """Move the fake's clock forward (feed visibility, retention, rate-limit refill)."""
-        with self._lock:
-            self._offset += timedelta(seconds=seconds)
-
-    @property
-    def requests_log(self) -> list[RequestRecord]:
-        return self.faults.requests_log
 
     def deny(self, *endpoints: str) -> None:
         """Answer 403 on these routes (names from ENDPOINTS), as for a key missing a resource."""
