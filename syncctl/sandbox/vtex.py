@@ -410,6 +410,11 @@ class FakeVtex(Clocked):
                 self._enqueue(order, previous, created)
             return order_id
 
+    def feed_backlog(self) -> int:
+        """Events waiting in the feed, visible or not (what GET feed/config calls `quantity`)."""
+        with self._lock:
+            return len(self._feed)
+
     def set_order_status(self, order_id: str, status: str) -> None:
         """Move an order (e.g. to `cancellation-requested`); emits a feed event if filtered in."""
         with self._lock:
