@@ -112,6 +112,36 @@ def test_a_refused_refresh_token_is_exit_3_with_how_to_reauthorize(ml: Seller) -
     assert ML_ENV["ML_REFRESH_TOKEN"] not in only(results).message
 
 
+# -- run-all across channels ----------------------------------------------------------------------
+
+
+def vtex_stock(shop: Shop, ref: str) -> int:
+    return shop.fake.inventory[(shop.vtex_sku_id(ref), "1_1")]["totalQuantity"]
+
+
+def test_run_all_pulls_orders_from_every_channel_before_pushing_stock_to_any(ml: Seller) -> None:
+    ml.shop.run("run-all")
+    before = vtex_stock(ml.shop, "BONE-AZUL")
+    ml.sell(("BONE-AZUL", 2, "59.90"))
+    ml.shop.clock.advance(minutes=1)
+
+    results = ml.shop.run("run-all")
+
+    assert [(r.channel, r.job) for r in results][:2] == [("vtex-main", "pull-orders"), (ML, "pull-orders")]
+    assert vtex_stock(ml.shop, "BONE-AZUL") == before - 2  # the sale on ML, in VTEX's stock at once
+
+
+def test_a_channel_refused_while_pulling_orders_runs_nothing_else_and_the_others_go_on(ml: Seller) -> None:
+    ml.fake.issue_refresh_token()  # the config's token is no longer the latest: spent
+    results = ml.shop.run("run-all")
+
+    on_ml = [r for r in results if r.channel == ML]
+    assert [r.outcome for r in on_ml] == [Outcome.auth] * len(on_ml) and len(on_ml) == 6
+    assert all(r.message.startswith("not run: ") for r in on_ml[1:])
+    assert len(ml.fake.refresh_grants()) == 1  # asked once, not once per job
+    assert {r.outcome for r in results if r.channel == "vtex-main"} == {Outcome.ok}
+
+
 def test_channel_auth_stores_the_first_pair_from_a_code_read_from_stdin(ml: Seller) -> None:
     ml.shop.config_path.write_text(ml.shop.config_path.read_text().replace(
         "      refresh_token: ${ML_REFRESH_TOKEN}\n",

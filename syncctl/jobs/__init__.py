@@ -10,8 +10,9 @@ from syncctl.jobs.runner import JobOptions, JobSpec, run_on_carrier, run_on_chan
 from syncctl.jobs.sync_sac import sync_sac
 from syncctl.jobs.track import track
 
+PULL_ORDERS = JobSpec("pull-orders", Feature.orders, pull_orders)
 CHANNEL_JOBS = (
-    JobSpec("pull-orders", Feature.orders, pull_orders),
+    PULL_ORDERS,
     JobSpec("push-products", Feature.products, push_products),
     JobSpec("push-stock", Feature.stock, push_stock),
     JobSpec("push-prices", Feature.prices, push_prices),
@@ -21,4 +22,4 @@ CHANNEL_JOBS = (
 TRACK = JobSpec("track", None, track)
 JOBS_BY_NAME = {spec.name: spec for spec in (*CHANNEL_JOBS, TRACK)}
 
-__all__ = ["CHANNEL_JOBS", "JOBS_BY_NAME", "TRACK", "JobOptions", "JobSpec", "run_on_carrier", "run_on_channel"]
+__all__ = ["CHANNEL_JOBS", "JOBS_BY_NAME", "PULL_ORDERS", "TRACK", "JobOptions", "JobSpec", "run_on_carrier", "run_on_channel"]

@@ -79,6 +79,19 @@ def run_on_channel(rt: Runtime, name: str, specs: list[JobSpec], options: JobOpt
     return _run_locked(rt, f"channel-{name}", name, specs, options, rt.open_channel, runnable, settings.http)
 
 
+def stops_the_channel(result: JobResult) -> bool:
+    """The next jobs would meet the same refusal or outage."""
+    return result.outcome in (Outcome.auth, Outcome.unavailable)
+
+
+def not_run(stopped_by: JobResult, specs: list[JobSpec]) -> list[JobResult]:
+    """`specs`, not run because of `stopped_by`: said once, on each."""
+    return [
+        JobResult(stopped_by.channel, spec.name, stopped_by.outcome, message=f"not run: {stopped_by.message}")
+        for spec in specs
+    ]
+
+
 def run_on_carrier(rt: Runtime, name: str, specs: list[JobSpec], options: JobOptions) -> list[JobResult]:
     settings = rt.config.carriers[name]
     return _run_locked(rt, f"carrier-{name}", name, specs, options, rt.open_carrier, lambda *_: None, settings.http)
@@ -99,12 +112,8 @@ def _run_locked(rt, lock_name, name, specs, options, open_adapter, runnable, htt
                 for spec in specs:
                     result = runnable(spec, adapter) or _run_one(rt, name, adapter, spec, options, concurrency)
                     results.append(result)
-                    if result.outcome in (Outcome.auth, Outcome.unavailable):
-                        # The next jobs would meet the same refusal or outage: say so once.
-                        results += [
-                            JobResult(name, s.name, result.outcome, message=f"not run: {result.message}")
-                            for s in specs[len(results):]
-                        ]
+                    if stops_the_channel(result):
+                        results += not_run(result, specs[len(results):])
                         break
                 return results
             finally:
