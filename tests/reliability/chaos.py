@@ -63,10 +63,14 @@ class Chaos:
         self.kill_at: KillPoint | None = None
         self.victim: subprocess.Popen[bytes] | None = None
         self.killed = threading.Event()
+        self.killed_on: tuple[str, str] | None = None  # (method, path) of the request the kill landed on
         self.plan: dict[int, Fault] = {}  # request index -> fault
         self.injected: list[tuple[int, str, str, str]] = []  # (index, fault, method, path)
         self.hooks: list[Callable[[str, str, Mapping[str, str]], None]] = []  # after each answer
         self.latency_s = 0.0  # added to every answer: stretches runs so processes overlap
+        self._in_flight = 0
+        self._last_seen = time.monotonic()
+        self._idle = threading.Condition(self._lock)
 
     def reset(self) -> None:
         with self._lock:
@@ -74,15 +78,44 @@ class Chaos:
             self.kill_at = None
             self.victim = None
             self.killed.clear()
+            self.killed_on = None
             self.plan = {}
 
+    def settle(self, quiet_s: float = 0.1, timeout_s: float = 10.0) -> None:
+        """Wait until no request is being handled and none has arrived for `quiet_s`. A
+        killed process's last requests may still be in the server's socket queue; moving
+        the fake's clock before they land would date what they do in the future (a feed
+        read then hides events for another visibility timeout)."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            while time.monotonic() < deadline:
+                quiet_for = time.monotonic() - self._last_seen
+                if self._in_flight == 0 and quiet_for >= quiet_s:
+                    return
+                self._idle.wait(max(quiet_s - quiet_for, 0.01))
+        raise AssertionError(f"requests still arriving after {timeout_s} s")
+
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        with self._lock:
+            self._in_flight += 1
+            self._last_seen = time.monotonic()
+        try:
+            return self._handle(environ, start_response)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._last_seen = time.monotonic()
+                self._idle.notify_all()
+
+    def _handle(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         with self._lock:
             self.count += 1
             index = self.count
             kill = self.kill_at if self.kill_at and self.kill_at.request == index else None
             fault = self.plan.get(index)
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        if kill:
+            self.killed_on = (method, path)
         if self.latency_s:
             time.sleep(self.latency_s)
         if kill and kill.phase == "before":

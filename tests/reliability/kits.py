@@ -94,6 +94,8 @@ class ChannelKit(Protocol):
     resends_invoices: bool
     # OAuth: what syncctl tells a person to do once the token pair is lost ({name}: the channel's).
     reauthorize_hint: str
+    # OAuth: the path of the refresh grant (a kill once it is applied may lose the rotated pair).
+    token_path: str | None
 
     def make_fake(self, seed: int) -> Any: ...
 
@@ -166,6 +168,7 @@ class Kit:
     channel_type: str
     credentials: ClassVar[Mapping[str, str]]
     settings = ""
+    token_path: str | None = None
 
     def config_block(self, name: str, base_url: str) -> str:
         fields = {variable.split("_", 1)[1].lower(): variable for variable in self.credentials}
@@ -412,6 +415,7 @@ class MercadoLivreKit(Kit):
     inside_tokens = ("ML_CLIENT_ID",)  # ML's access tokens read APP_USR-<client id>-...
     resends_invoices = False  # it reads the pack's fiscal document or the shipment's NF-e first
     reauthorize_hint = "syncctl channel auth {name}"
+    token_path = "/oauth/token"
     # (mode, logistic type) of the orders placed: Mercado Envios with the label the NF-e
     # unlocks (the NF-e goes into the shipment), ME1 (the NF-e attached to the pack, the
     # tracking notified) and custom shipping (attached; tracking on the shipment).
@@ -704,6 +708,7 @@ class MelhorEnvioKit(CarrierKit):
         "MELHORENVIO_REFRESH_TOKEN": "me-rel-refresh-NEVER-shown-6b2e",
     }
     reauthorize_hint = "put the new refresh token in carriers.{name}.credentials"
+    token_path = "/oauth/token"
     # Each parcel's steps, 7 hours apart.
     STORIES = ((), ("posted",), ("posted", "delivered"), ("posted", "undelivered"), ("canceled",))
     DATED = ("posted", "delivered", "canceled", "expired")  # steps with a time of their own (`<step>_at`)

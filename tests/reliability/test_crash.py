@@ -57,6 +57,7 @@ def crash_trial(root: Path, kit: ChannelKit, job: str, index: int, requests: int
     with world(root, kit, http=FAST_HTTP) as made:
         made.prepare(job)
         trial.killed = made.cli("--json", "-v", job, kill=point).killed
+        pair_may_be_lost = _killed_an_applied_refresh(made, point)
         if trial.lose_state:
             made.lose_state()
         trial.reruns = made.run_to_completion(job)
@@ -64,13 +65,19 @@ def crash_trial(root: Path, kit: ChannelKit, job: str, index: int, requests: int
         problems = list(tally.problems) + _status_problems(made)
         if not trial.killed:
             problems.append("the process finished before the kill point")
-        if made.reauthorized and not trial.lose_state:
+        if made.reauthorized and not trial.lose_state and not pair_may_be_lost:
             problems.append("the channel had to be authorized again, though its token pair was kept")
         leaks = made.leaks()
     trial.orders, trial.messages, trial.resent = tally.orders, tally.messages, tally.resent
     trial.losses, trial.duplicates, trial.leaks = tally.losses, tally.duplicates, len(leaks)
     trial.problems = tuple(problems + leaks)
     return trial
+
+
+def _killed_an_applied_refresh(made: World, point: KillPoint) -> bool:
+    """The kill landed on a refresh grant the channel had applied: the rotated pair died
+    with the process (the documented limit of single-use refresh tokens)."""
+    return point.phase != "before" and made.chaos.killed_on == ("POST", made.kit.token_path)
 
 
 def _status_problems(made: World) -> list[str]:

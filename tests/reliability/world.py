@@ -267,6 +267,8 @@ class World:
             if process.poll() is None:
                 process.kill()  # our own child, by its pid
                 process.wait()
+        if kill is not None:
+            self.chaos.settle()  # the killed process's last requests land before anything moves on
         ran = Ran(tuple(args), process.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
         self.ran.append(ran)
         return ran
