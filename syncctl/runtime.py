@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -22,6 +23,9 @@ from syncctl.erp import Erp, open_erp
 from syncctl.errors import ConfigError, Problem
 from syncctl.http import HttpClient, TokenBucket
 from syncctl.state import StateStore
+
+if TYPE_CHECKING:  # syncctl.jobs imports this module
+    from syncctl.jobs.result import JobWatch
 
 
 def utc_now() -> datetime:
@@ -53,6 +57,7 @@ class Runtime:
     now: Callable[[], datetime] = utc_now
     sleep: Callable[[float], None] = time.sleep
     transports: Mapping[str, httpx.BaseTransport] = field(default_factory=dict)
+    watch: JobWatch | None = None
     _state: StateStore | None = None
     _erp: Erp | None = None
 

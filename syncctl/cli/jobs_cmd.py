@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime
 
 import typer
@@ -42,7 +43,8 @@ def execute(ctx: typer.Context, command: str, run) -> None:
         rt = g.runtime()
         try:
             started = rt.now()
-            results: list[JobResult] = run(rt)
+            with out.progress() or nullcontext() as rt.watch:
+                results: list[JobResult] = run(rt)
             finished = rt.now()
         finally:
             rt.close()

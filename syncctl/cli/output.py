@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from syncctl.cli.progress import JobProgress
 from syncctl.jobs.result import JobResult, Outcome
 from syncctl.redact import RedactingFilter, redact
 
@@ -53,6 +54,10 @@ class Output:
     def document(self, doc: Any) -> None:
         """--json: the one JSON document on stdout."""
         print(redact(json.dumps(doc, ensure_ascii=False, indent=None, default=str)))
+
+    def progress(self) -> JobProgress | None:
+        """The live display of running jobs: on a terminal only, and not with -q."""
+        return JobProgress(self.console) if self.console is not None and not self.quiet else None
 
     # -- job results -------------------------------------------------------------------
     def results(self, command: str, started: datetime, finished: datetime, results: list[JobResult], exit_code: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 
 class Outcome(StrEnum):
@@ -101,3 +101,12 @@ class JobResult:
         if self.planned:
             doc["planned"] = self.planned
         return doc
+
+
+class JobWatch(Protocol):
+    """Told when each job starts and ends (the terminal's progress display); the
+    result it is given moves while the job runs."""
+
+    def started(self, result: JobResult) -> None: ...
+
+    def finished(self, result: JobResult) -> None: ...

@@ -127,6 +127,8 @@ def _run_one(rt: Runtime, name: str, adapter: Any, spec: JobSpec, options: JobOp
     result = JobResult(name, spec.name)
     run_id = None if options.dry_run else rt.state.start_run(name, spec.name, rt.now())
     run = Run(rt, name, adapter, options, result, concurrency)
+    if rt.watch is not None:
+        rt.watch.started(result)
     try:
         spec.fn(run)
     except AuthError as exc:
@@ -144,6 +146,8 @@ def _run_one(rt: Runtime, name: str, adapter: Any, spec: JobSpec, options: JobOp
         if result.outcome in (Outcome.ok, Outcome.failed):
             for then in run.after_recorded:
                 then()
+    if rt.watch is not None:
+        rt.watch.finished(result)
     return result
 
 
