@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -276,10 +277,10 @@ def ticket_messages(ml: Seller, channel_ticket_id: str) -> list[dict[str, Any]]:
     return ml.shop.erp_rows("ticket_messages", ticket_id=ticket["id"])
 
 
-def agent_replies(ml: Seller, channel_ticket_id: str, body: str) -> None:
+def agent_replies(ml: Seller, channel_ticket_id: str, body: str, written_at: datetime = T0) -> None:
     [ticket] = ml.shop.erp_rows("tickets", channel=ML, channel_ticket_id=channel_ticket_id)
     ml.shop.erp_insert("ticket_messages", [{"ticket_id": ticket["id"], "direction": "out", "author": "Ana",
-                                            "body": body, "created_at": T0}])  # fmt: skip
+                                            "body": body, "created_at": written_at}])  # fmt: skip
 
 
 def seller_messages(ml: Seller, key: str) -> list[str]:
@@ -320,6 +321,25 @@ def test_a_reply_whose_answer_was_lost_is_found_on_ml_not_sent_twice(ml: Seller)
     assert recovered.sent == 1 and seller_messages(ml, key) == ["Olá!"]
     [out] = [m for m in ticket_messages(ml, f"pack:{key}") if m["direction"] == "out"]
     assert out["channel_message_id"] == ml.fake.conversations[int(key)]["messages"][-1]["id"]
+
+
+def test_after_a_lost_state_file_a_reply_repeating_one_already_sent_is_sent_too(ml: Seller) -> None:
+    key, _ = ml.sell(("BONE-AZUL", 1, "59.90"))
+    ml.fake.add_buyer_message(int(key), "Oi?")
+    ml.run("sync-sac")
+    agent_replies(ml, f"pack:{key}", "Ok!")
+    ml.run("sync-sac")
+    (ml.shop.root / "state.db").unlink()  # and with it every record of what was sent
+    ml.fake.issue_refresh_token(token=ML_ENV["ML_REFRESH_TOKEN"])  # authorized again, as a person would
+    ml.shop.clock.advance(minutes=2)
+    agent_replies(ml, f"pack:{key}", "Ok!", written_at=ml.shop.clock())  # the agent says it again
+
+    result = only(ml.run("sync-sac"))
+
+    assert (result.outcome, result.sent) == (Outcome.ok, 1)
+    assert seller_messages(ml, key) == ["Ok!", "Ok!"]
+    replies = [m["channel_message_id"] for m in ticket_messages(ml, f"pack:{key}") if m["direction"] == "out"]
+    assert len(set(replies)) == 2 and None not in replies
 
 
 def test_an_erp_created_ticket_is_never_sent(ml: Seller) -> None:

@@ -8,7 +8,7 @@ pure (no I/O): jobs hash what they return and send only what changed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -195,11 +195,14 @@ class Channel:
         when the channel stored it but will not deliver it."""
         raise Unsupported(self._why(Feature.sac))
 
-    def find_sent_reply(self, channel_ticket_id: str, message: TicketMessage, since: datetime) -> str | None:
+    def find_sent_reply(
+        self, channel_ticket_id: str, message: TicketMessage, since: datetime, taken: Collection[str] = ()
+    ) -> str | None:
         """The channel's id of `message` if a reply with its text reached the ticket at or
-        after `since` (a run that died between sending and recording it); None when it is
-        not there. A channel that cannot read its threads back answers None (the reply
-        is sent again)."""
+        after `since` (a run that died between sending and recording it) and is not one
+        of `taken` (replies the ERP already holds: an agent may repeat their words);
+        None when it is not there. A channel that cannot read its threads back answers
+        None (the reply is sent again)."""
         return None
 
     # ---------------------------------------------------------------------------------

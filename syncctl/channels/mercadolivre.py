@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -618,20 +618,21 @@ class MercadoLivreChannel(Channel):
         return found or claim_message_key(claim_id, {"sender_role": "respondent", "message": text,
                                                      "date_created": self.ctx.now().isoformat()})  # fmt: skip
 
-    def find_sent_reply(self, channel_ticket_id: str, message: TicketMessage, since: datetime) -> str | None:
+    def find_sent_reply(
+        self, channel_ticket_id: str, message: TicketMessage, since: datetime, taken: Collection[str] = ()
+    ) -> str | None:
         kind, ident = ticket_kind(channel_ticket_id)
         after = utc(since) - REPLY_SLACK
         if kind == "pack":
             seller = self._seller_id()
             for sent in self._conversation(ident)[1]:
                 if (str((sent.get("from") or {}).get("user_id")) == seller and sent.get("text") == message.body
-                        and message_time(sent) >= after):  # fmt: skip
+                        and message_time(sent) >= after and str(sent["id"]) not in taken):  # fmt: skip
                     return str(sent["id"])
             return None
         for sent in self.http.json("GET", f"/post-purchase/v1/claims/{ident}/messages") or []:
-            if sent.get("sender_role") == "respondent" and sent.get("message") == message.body and ml_time(
-                sent["date_created"]
-            ) >= after:
+            if (sent.get("sender_role") == "respondent" and sent.get("message") == message.body
+                    and ml_time(sent["date_created"]) >= after and claim_message_key(ident, sent) not in taken):  # fmt: skip
                 return claim_message_key(ident, sent)
         return None
 

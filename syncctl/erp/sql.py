@@ -156,6 +156,10 @@ class SqlErp:
         with reading(self._engine) as conn:
             yield from tickets.pending_replies(conn, channel)
 
+    def sent_reply_ids(self, channel: str, channel_ticket_id: str) -> set[str]:
+        with reading(self._engine) as conn:
+            return tickets.sent_reply_ids(conn, channel, channel_ticket_id)
+
     def mark_reply_sent(self, message_id: int, channel_message_id: str, sent_at: datetime) -> None:
         with writing(self._engine) as conn:
             tickets.mark_reply_sent(conn, message_id, channel_message_id, sent_at)

@@ -71,6 +71,20 @@ def pending_replies(conn: Connection, channel: str) -> Iterator[tuple[str, Ticke
         yield row.channel_ticket_id, message
 
 
+def sent_reply_ids(conn: Connection, channel: str, channel_ticket_id: str) -> set[str]:
+    channel_ids = (
+        select(ticket_messages.c.channel_message_id)
+        .join_from(ticket_messages, tickets, tickets.c.id == ticket_messages.c.ticket_id)
+        .where(
+            tickets.c.channel == channel,
+            tickets.c.channel_ticket_id == channel_ticket_id,
+            ticket_messages.c.direction == "out",
+            ticket_messages.c.channel_message_id.is_not(None),
+        )
+    )
+    return set(conn.scalars(channel_ids))
+
+
 def mark_reply_sent(conn: Connection, message_id: int, channel_message_id: str, sent_at: datetime) -> None:
     result = conn.execute(
         update(ticket_messages)

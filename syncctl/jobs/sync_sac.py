@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from syncctl.channels.base import Channel, TicketBatch
+from syncctl.channels.base import TicketBatch
 from syncctl.domain import TicketMessage
 from syncctl.errors import RecordRejected, Undelivered
 from syncctl.jobs.runner import Run
@@ -68,7 +68,7 @@ def _send_reply(run: Run, channel_ticket_id: str, message: TicketMessage, linked
     message_key = str(message.id)
     recorded = state.channel_ids(run.name, REPLY, [message_key]).get(message_key)
     try:
-        channel_message_id = _already_sent(run.channel, channel_ticket_id, message, recorded, linked_now)
+        channel_message_id = _already_sent(run, channel_ticket_id, message, recorded, linked_now)
         if channel_message_id is None:
             state.link(run.name, REPLY, message_key, _PENDING + run.now.isoformat(), run.now)
             channel_message_id = run.channel.send_reply(channel_ticket_id, message)
@@ -85,13 +85,15 @@ def _send_reply(run: Run, channel_ticket_id: str, message: TicketMessage, linked
 
 
 def _already_sent(
-    channel: Channel, channel_ticket_id: str, message: TicketMessage, recorded: str | None, linked_now: bool
+    run: Run, channel_ticket_id: str, message: TicketMessage, recorded: str | None, linked_now: bool
 ) -> str | None:
     """The channel id of a reply an earlier run sent, or None when it must be sent."""
-    if recorded is None:
-        # No reply reaches the channel before an agent writes it in the ERP.
-        return channel.find_sent_reply(channel_ticket_id, message, message.created_at) if linked_now else None
-    if not recorded.startswith(_PENDING):
+    if recorded is None and not linked_now:
+        return None
+    if recorded is not None and not recorded.startswith(_PENDING):
         return recorded  # sent and recorded; only the ERP had not heard of it
-    since = datetime.fromisoformat(recorded.removeprefix(_PENDING))
-    return channel.find_sent_reply(channel_ticket_id, message, since)
+    # No reply reaches the channel before an agent writes it in the ERP, and one the ERP
+    # already holds is another reply with the same words.
+    since = message.created_at if recorded is None else datetime.fromisoformat(recorded.removeprefix(_PENDING))
+    taken = run.rt.erp.sent_reply_ids(run.name, channel_ticket_id)
+    return run.channel.find_sent_reply(channel_ticket_id, message, since, taken)
