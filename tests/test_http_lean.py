@@ -3,6 +3,7 @@ benchmark showed syncctl does not need, gone without changing what is sent."""
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 
 from benchmarks.serving import KeepAliveServer
 from syncctl.http import HttpClient
-from syncctl.http.lean import CookielessClient, PerThreadTransport
+from syncctl.http.lean import CookielessClient, PerThreadTransport, proxy_in_environment
+from syncctl.sandbox.server import serve
 
 
 def client_port(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -73,3 +75,40 @@ def test_relative_urls_join_base_url_as_httpx_joins_them(base_url: str, url: str
     transport = httpx.MockTransport(lambda request: seen.append(request.url) or httpx.Response(204))
     HttpClient("API", base_url=base_url, transport=transport).request("GET", url)
     assert seen == [httpx.Client(base_url=base_url).build_request("GET", url).url]
+
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+def _proxy_environment(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_a_proxy_in_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    def proxy(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"asked_for": environ["REQUEST_URI"]}).encode()]
+
+    running = serve(proxy)
+    try:
+        _proxy_environment(monkeypatch, {"HTTP_PROXY": running.url})
+        client = HttpClient("API", base_url="http://api.test", max_retries=0)
+        assert client.json("GET", "/items/1") == {"asked_for": "http://api.test/items/1"}  # the proxy's absolute form
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize(("environment", "expected"), [
+    ({}, False),
+    ({"HTTPS_PROXY": "http://proxy:3128"}, True),
+    ({"ALL_PROXY": "proxy:3128"}, True),
+    ({"HTTP_PROXY": "http://proxy:3128", "NO_PROXY": "*"}, False),
+    ({"HTTP_PROXY": "http://proxy:3128", "NO_PROXY": "api.test"}, True),
+])  # fmt: skip
+def test_proxy_in_environment(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], expected: bool) -> None:
+    _proxy_environment(monkeypatch, environment)
+    assert proxy_in_environment() is expected

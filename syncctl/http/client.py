@@ -27,7 +27,7 @@ from syncctl.http.policy import (
     retry_after,
 )
 from syncctl.http.ratelimit import TokenBucket
-from syncctl.http.lean import CookielessClient, PerThreadTransport
+from syncctl.http.lean import CookielessClient, PerThreadTransport, proxy_in_environment, shared_ssl_context
 from syncctl.redact import redact
 
 log = logging.getLogger("syncctl.http")
@@ -151,7 +151,8 @@ class HttpClient:
             base_url=base_url,
             headers={"User-Agent": f"syncctl/{__version__}", "Accept": "application/json", **(headers or {})},
             timeout=httpx.Timeout(timeout_s),
-            transport=transport or PerThreadTransport(),
+            transport=transport or (None if proxy_in_environment() else PerThreadTransport()),
+            verify=shared_ssl_context(),
         )
 
     def use_auth(self, auth: Auth) -> None:

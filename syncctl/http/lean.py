@@ -7,6 +7,10 @@ were half of a request's CPU in the push benchmark (BENCHMARKS.md).
   one connection its thread keeps alive: nothing to match, no lock to share.
 - CookielessClient: no cookie jar. Channels and carriers authenticate by header;
   httpx would still turn every response into a urllib request to look for cookies.
+
+httpx reads proxy settings from the environment only for the transport it builds
+itself, so where one is set (`proxy_in_environment`) HttpClient leaves the transport
+to httpx and forgoes PerThreadTransport.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import ssl
 import threading
 from typing import Any
+from urllib.request import getproxies
 
 import httpx
 
@@ -28,6 +33,14 @@ def shared_ssl_context() -> ssl.SSLContext:
         if _ssl_context is None:
             _ssl_context = httpx.create_ssl_context()
         return _ssl_context
+
+
+def proxy_in_environment() -> bool:
+    """True when httpx would send some request through a proxy from the environment
+    (HTTP_PROXY, HTTPS_PROXY or ALL_PROXY, unless NO_PROXY=*)."""
+    found = getproxies()
+    no_proxy = {host.strip() for host in found.get("no", "").split(",")}
+    return "*" not in no_proxy and any(found.get(scheme) for scheme in ("http", "https", "all"))
 
 
 class PerThreadTransport(httpx.BaseTransport):
