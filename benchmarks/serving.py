@@ -152,12 +152,18 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
         pass
 
 
+class _ListeningServer(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 resets some of the push workers' first
+    # connections, which all arrive at once.
+    request_queue_size = 128
+
+
 class KeepAliveServer:
     """`app` on a loopback port, one thread per connection, from a daemon thread."""
 
     def __init__(self, app: WSGIApp) -> None:
         handler = type("Handler", (_KeepAliveHandler,), {"app": staticmethod(app)})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _ListeningServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="bench-store", daemon=True)
