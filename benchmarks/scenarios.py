@@ -201,11 +201,12 @@ def naive(lab: Lab, runs: int, count: int) -> list[Figures]:
 
 def orders(lab: Lab, runs: int, count: int) -> list[Figures]:
     """`count` new orders wait in the store's feed; pull-orders runs until the feed is
-    empty. A run reads at most 200 feed lots (2,000 events), and each import queues a
-    "handling" event behind the orders (start-handling), so a run may bring no new order
-    while events still wait: the run count, not a run's result, says when it is done."""
+    empty. A run reads the feed for at most a minute (vtex.FEED_READ_S), and each import
+    queues a "handling" event behind the orders (start-handling), so a run may bring no
+    new order while events still wait: the feed's backlog, not a run's result, says when
+    it is done."""
     store = lab.stores[0]
-    runs_enough = 2 * count // 2000 + 2  # two events per order, 2,000 events a run
+    runs_enough = 2 * count // 2000 + 2  # two events per order; a run reads far more than 2,000 in a minute
     store.fake.configure_feed(FEED_STATUSES, visibility_timeout_s=300, retention_s=FEED_RETENTION_S)
     figures = []
     for repetition in range(runs):

@@ -733,6 +733,42 @@ def test_two_processes_importing_then_cancelling_the_same_orders_store_debit_and
     assert Counter(move.reason for move in rows(db, stock_moves)) == {"sale": 40, "cancel": 40}
 
 
+def import_all(erp: SqlErp, batch: list[Order]) -> list[Any]:
+    return erp.import_orders("vtex-main", batch, debit_warehouse="CD-SP", debits_stock=False)
+
+
+def test_a_batch_is_imported_in_order_and_a_later_entry_sees_what_an_earlier_one_did(
+    erp: SqlErp, db: Engine, stocked: None
+) -> None:
+    known = import_(erp, make_order("V-0"))
+
+    created, followed, cancelled, again = import_all(erp, [
+        make_order("V-1"),
+        make_order("V-0", status=OrderStatus.handling),
+        make_order("V-1", status=OrderStatus.canceled),  # the batch's look said V-1 was not there
+        make_order("V-1", status=OrderStatus.canceled),
+    ])
+
+    assert (created.created, followed.order_id, followed.status_changed) == (True, known.order_id, True)
+    assert (cancelled.order_id, cancelled.status_changed) == (created.order_id, True)
+    assert (again.created, again.status_changed) == (False, False)
+    assert [(row.channel_order_id, row.status) for row in rows(db, orders)] == [
+        ("V-0", "handling"), ("V-1", "canceled"),
+    ]
+    assert [move[3] for move in moves_of(db, created.order_id)] == ["sale", "sale", "cancel", "cancel"]
+
+
+def test_an_order_of_a_batch_the_database_refuses_is_undone_alone(erp: SqlErp, db: Engine, stocked: None) -> None:
+    bad_line = OrderLine(sku="SKU-A", quantity=None, unit_price=Decimal("1.00"))  # type: ignore[arg-type]
+
+    first, refused, last = import_all(erp, [make_order("V-1"), make_order("V-2", lines=(bad_line,)), make_order("V-3")])
+
+    assert first.created and last.created
+    assert isinstance(refused, ErpError) and "ERP database" in str(refused)
+    assert [row.channel_order_id for row in rows(db, orders)] == ["V-1", "V-3"]  # V-2's row undone too
+    assert len(rows(db, order_items)) == 4 and len(rows(db, stock_moves)) == 4
+
+
 def test_an_order_inserted_by_another_process_after_our_look_is_only_followed(
     erp: SqlErp, db: Engine, stocked: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

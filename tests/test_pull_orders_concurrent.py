@@ -7,14 +7,18 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 from conftest import Shop
 
 from syncctl.channels.base import concurrently
-from syncctl.channels.vtex import FEED_STATUSES, VtexChannel, brings_news
-from syncctl.domain import OrderStatus
+from syncctl.channels.vtex import FEED_READ_S, FEED_STATUSES, VtexChannel, brings_news
+from syncctl.domain import Order, OrderStatus
 from syncctl.erp import open_erp
+from syncctl.erp import orders as erp_orders
+from syncctl.erp.schema import orders
 from syncctl.erp.sql import SqlErp
 from syncctl.errors import ErpError
 from syncctl.jobs.result import Outcome
@@ -201,11 +205,15 @@ def test_a_status_the_erp_could_not_record_leaves_the_event_uncommitted(
     ready_shop(shop)
     [order_id] = place_orders(shop, 1)
 
-    def refused(*_: object, **__: object) -> None:
-        raise ErpError("ERP database: disk I/O error")
+    import_orders = SqlErp.import_orders
+
+    def refused_for_moves(erp: SqlErp, channel: str, batch: list[Order], **rules: Any) -> list:
+        if all(order.raw is None for order in batch):  # the statuses start-handling made (moved_to)
+            raise ErpError("ERP database: disk I/O error")
+        return import_orders(erp, channel, batch, **rules)
 
     with monkeypatch.context() as patch:
-        patch.setattr(SqlErp, "import_orders", refused)  # what records the status start-handling made
+        patch.setattr(SqlErp, "import_orders", refused_for_moves)
         [result] = shop.run("pull-orders")
 
     assert (result.outcome, [f.key for f in result.failures]) == (Outcome.failed, [order_id])
@@ -219,6 +227,61 @@ def test_a_status_the_erp_could_not_record_leaves_the_event_uncommitted(
     assert (again.outcome, again.sent) == (Outcome.ok, 0)
     assert len(shop.requests("POST", f"{order_id}/start-handling")) == 1
     assert sales(shop) == [(order_id, 1)] and shop.fake._feed == {}
+
+
+def test_a_run_reads_the_feed_for_a_bounded_time_and_the_next_run_takes_the_rest(shop: Shop) -> None:
+    ready_shop(shop)
+    placed = place_orders(shop, 60)
+    read_feed = shop.fake._on_read_feed
+
+    def slow(request: object, body: object) -> object:  # each feed read takes half the run's time
+        shop.clock.advance(seconds=FEED_READ_S / 2)
+        return read_feed(request, body)
+
+    shop.fake._on_read_feed = slow
+    [first] = shop.run("pull-orders")
+    shop.fake._on_read_feed = read_feed
+
+    # Rounds of 1, then 2 lots started within the bound; no third round.
+    assert (first.outcome, first.sent) == (Outcome.ok, 30)
+    assert first.notes == [f"read the feed for {FEED_READ_S} s: the rest come next run"]
+    assert len(sales(shop)) == 30
+
+    [second] = shop.run("pull-orders")
+
+    assert (second.outcome, second.sent, second.notes) == (Outcome.ok, 30, [])
+    assert sales(shop) == [(order_id, 1) for order_id in sorted(placed)]
+    assert shop.fake._feed == {}
+
+
+def test_an_order_the_erp_refuses_fails_alone_and_the_rest_of_its_batch_is_imported(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready_shop(shop)
+    placed = place_orders(shop, 10)  # one feed lot: one batch, one ERP transaction
+    refused = placed[3]
+    insert_lines = erp_orders._insert_lines
+
+    def fails_for_one(conn: Any, order_id: int, lines: Any) -> None:
+        insert_lines(conn, order_id, lines)  # the order's row and lines are written, then:
+        if conn.scalar(select(orders.c.channel_order_id).where(orders.c.id == order_id)) == refused:
+            conn.exec_driver_sql("SELECT * FROM no_such_table")  # the database refuses the statement
+
+    monkeypatch.setattr(erp_orders, "_insert_lines", fails_for_one)
+    [result] = shop.run("pull-orders")
+
+    assert (result.outcome, result.sent, [f.key for f in result.failures]) == (Outcome.failed, 9, [refused])
+    assert sales(shop) == [(order_id, 1) for order_id in sorted(placed) if order_id != refused]
+    assert not shop.erp_rows("orders", channel_order_id=refused)  # its savepoint undone, rows and all
+    assert shop.erp_sql("SELECT COUNT(*) FROM order_items") == [(9,)]
+    assert not shop.requests("POST", f"{refused}/start-handling")
+    assert queued(shop, refused) == ["ready-for-handling"]
+
+    monkeypatch.undo()
+    shop.clock.advance(seconds=301)
+    [again] = shop.run("pull-orders")
+    assert (again.outcome, again.sent) == (Outcome.ok, 1)
+    assert sales(shop) == [(order_id, 1) for order_id in sorted(placed)]
 
 
 @pytest.mark.parametrize(

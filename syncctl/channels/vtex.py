@@ -68,7 +68,11 @@ OMS_ORDERS = "/api/oms/pvt/orders"
 FEED_STATUSES = ("ready-for-handling", "handling", "invoiced", "cancellation-requested", "canceled")
 FEED_RETENTION_S = 345600  # VTEX's minimum: 4 days
 MAX_LOT = 10  # the feed's maximum per GET, and the handles committed per POST
-MAX_LOTS_PER_RUN = 200
+# How long one run reads the feed before it leaves the rest to the next: a bound in
+# time, not in lots, because the channel's rate limit sets how long a lot takes (at
+# VTEX's own 25 requests/s a thousand orders take about 100 s; against a faster store,
+# seconds). While it reads, the channel is locked and run-all's stock push waits.
+FEED_READ_S = 60
 LOTS_AT_ONCE = 16  # feed lots read at once while they come back full: a batch of up to 160 events
 LIST_PAGE_SIZE = 100  # List orders: per_page <= 100, page <= 30
 LIST_MAX_PAGES = 30
@@ -321,18 +325,18 @@ class VtexChannel(Channel):
     def _feed_batches(self) -> Iterator[OrderBatch]:
         """One batch per round of feed lots, read at once on the job's workers: the first
         round reads one lot, each next one twice as many as came back full (at most
-        LOTS_AT_ONCE), since a lot short of MAX_LOT says the queue is about drained."""
-        read, at_once = 0, 1
-        while read < MAX_LOTS_PER_RUN:
-            count = min(at_once, MAX_LOTS_PER_RUN - read)
-            lots = concurrently(self.workers, lambda _: self._read_lot(), range(count))
-            read += count
+        LOTS_AT_ONCE), since a lot short of MAX_LOT says the queue is about drained.
+        Rounds start for FEED_READ_S seconds at most."""
+        until = self.ctx.now() + timedelta(seconds=FEED_READ_S)
+        at_once = 1
+        while self.ctx.now() < until:
+            lots = concurrently(self.workers, lambda _: self._read_lot(), range(at_once))
             events = [event for lot in lots for event in lot]
             if not events:
                 return
             yield self._feed_batch(events)
             at_once = min(max(2 * sum(len(lot) == MAX_LOT for lot in lots), 1), LOTS_AT_ONCE)
-        yield OrderBatch(orders=[], notes=[f"stopped after {MAX_LOTS_PER_RUN} feed lots: the rest come next run"])
+        yield OrderBatch(orders=[], notes=[f"read the feed for {FEED_READ_S} s: the rest come next run"])
 
     def _read_lot(self) -> list[dict[str, Any]]:
         return self.http.json("GET", FEED, params={"maxlot": MAX_LOT}) or []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ from syncctl.domain import (
     Shipment,
     TrackingEvent,
 )
-from syncctl.erp.db import IN_CHUNK, bytewise, chunked, insert_ignoring
+from syncctl.erp.db import IN_CHUNK, bytewise, chunked, erp_errors, insert_ignoring
 from syncctl.erp.schema import (
     invoices,
     order_items,
@@ -82,6 +83,67 @@ def import_order(
 ) -> ImportOutcome:
     """Run inside one writing transaction (see Erp.import_order)."""
     existing = _find(conn, channel, order.channel_order_id)
+    return _import_found(
+        conn, channel, order, existing, debit_warehouse=debit_warehouse, debits_stock=debits_stock, now=now
+    )
+
+
+def import_orders(
+    conn: Connection,
+    channel: str,
+    batch: Sequence[Order],
+    *,
+    debit_warehouse: str | None,
+    debits_stock: bool,
+    now: datetime,
+) -> list[ImportOutcome | ErpError]:
+    """Run inside one writing transaction (see Erp.import_orders). A savepoint for each
+    order would cost two statements more per order: the batch goes under one, and only
+    when the database refuses one of its orders is the batch imported again, each order
+    under a savepoint of its own, to undo that one alone."""
+    rules: dict[str, Any] = {"debit_warehouse": debit_warehouse, "debits_stock": debits_stock, "now": now}
+    try:
+        with erp_errors(), conn.begin_nested():
+            return _import_in_turn(conn, channel, batch, isolated=False, **rules)
+    except ErpError:
+        return _import_in_turn(conn, channel, batch, isolated=True, **rules)
+
+
+def _import_in_turn(
+    conn: Connection, channel: str, batch: Sequence[Order], *, isolated: bool, **rules: Any
+) -> list[ImportOutcome | ErpError]:
+    """Each order in turn; `isolated`: each under a savepoint, an order the database
+    refuses undone and its error in its outcome's place (else the error is raised)."""
+    # One look for the whole batch. It stands for an order's first entry only: a later
+    # entry of the same order must see what the earlier one did, so it looks again.
+    unseen = _find_all(conn, channel, {order.channel_order_id for order in batch})
+    outcomes: list[ImportOutcome | ErpError] = []
+    for order in batch:
+        try:
+            with erp_errors(), conn.begin_nested() if isolated else nullcontext():
+                if order.channel_order_id in unseen:
+                    existing = unseen.pop(order.channel_order_id)
+                else:
+                    existing = _find(conn, channel, order.channel_order_id)
+                outcomes.append(_import_found(conn, channel, order, existing, **rules))
+        except ErpError as exc:
+            if not isolated:
+                raise
+            outcomes.append(exc)
+    return outcomes
+
+
+def _import_found(
+    conn: Connection,
+    channel: str,
+    order: Order,
+    existing: Row[Any] | None,
+    *,
+    debit_warehouse: str | None,
+    debits_stock: bool,
+    now: datetime,
+) -> ImportOutcome:
+    """Import `order`, `existing` being its row as last looked up (None: absent)."""
     if existing is None:
         if order.status is OrderStatus.canceled:
             return ImportOutcome(order_id=None)
@@ -117,6 +179,15 @@ _FIND = (
     # stock; SQLite needs nothing more, its writer holds the whole database.
     .with_for_update()
 )
+# A batch's orders, keyed by channel_order_id; locked as _FIND locks one.
+_FIND_ALL = (
+    select(orders.c.channel_order_id, orders.c.id, orders.c.status)
+    .where(
+        orders.c.channel == bindparam("channel"),
+        orders.c.channel_order_id.in_(bindparam("channel_order_ids", expanding=True)),
+    )
+    .with_for_update()
+)
 _SET_STATUS = update(orders).where(orders.c.id == bindparam("order_id"))  # SET: the columns given
 _INSERT_ITEMS = insert(order_items)
 _INSERT_MOVES = insert(stock_moves)
@@ -125,6 +196,15 @@ _insert_order_by_dialect: dict[str, Executable] = {}
 
 def _find(conn: Connection, channel: str, channel_order_id: str) -> Row[Any] | None:
     return conn.execute(_FIND, {"channel": channel, "channel_order_id": channel_order_id}).one_or_none()
+
+
+def _find_all(conn: Connection, channel: str, channel_order_ids: Collection[str]) -> dict[str, Row[Any] | None]:
+    """Each of these orders' row, None for those the ERP does not have."""
+    found: dict[str, Row[Any] | None] = dict.fromkeys(channel_order_ids)
+    for chunk in chunked(channel_order_ids):
+        for row in conn.execute(_FIND_ALL, {"channel": channel, "channel_order_ids": chunk}):
+            found[row.channel_order_id] = row
+    return found
 
 
 def _insert(

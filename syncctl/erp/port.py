@@ -21,6 +21,7 @@ from syncctl.domain import (
     TicketMessage,
     TrackingEvent,
 )
+from syncctl.errors import ErpError
 
 
 class Erp(Protocol):
@@ -92,10 +93,11 @@ class Erp(Protocol):
 
     def import_orders(
         self, channel: str, batch: Sequence[Order], *, debit_warehouse: str | None, debits_stock: bool
-    ) -> list[ImportOutcome]:
-        """`import_order` for each order of `batch`, all in one transaction: for status changes of
-        orders already imported (e.g. the ones start-handling made), where a commit for
-        each would cost more than the change."""
+    ) -> list[ImportOutcome | ErpError]:
+        """`import_order` for each order of `batch`, in order, all in one transaction: a
+        commit per order would cost more than its import. Each order is undone alone when
+        the database refuses it: its ErpError takes its outcome's place and the rest
+        commit. Raises ErpError when the transaction as a whole fails (none is in)."""
         ...
 
     def order_updates(

@@ -31,6 +31,7 @@ from syncctl.domain import (
 )
 from syncctl.erp import catalog, changes, orders, schema, tickets, tracking
 from syncctl.erp.db import absent_database, create_erp_engine, reading, writing
+from syncctl.errors import ErpError
 
 
 def _utc_now() -> datetime:
@@ -116,15 +117,11 @@ class SqlErp:
 
     def import_orders(
         self, channel: str, batch: Sequence[Order], *, debit_warehouse: str | None, debits_stock: bool
-    ) -> list[ImportOutcome]:
+    ) -> list[ImportOutcome | ErpError]:
         with writing(self._engine) as conn:
-            now = self._now()
-            return [
-                orders.import_order(
-                    conn, channel, order, debit_warehouse=debit_warehouse, debits_stock=debits_stock, now=now
-                )
-                for order in batch
-            ]
+            return orders.import_orders(
+                conn, channel, batch, debit_warehouse=debit_warehouse, debits_stock=debits_stock, now=self._now()
+            )
 
     def order_updates(
         self, channel: str, channel_order_ids: Collection[str] | None = None

@@ -1,18 +1,17 @@
 """pull-orders: new orders into the ERP exactly once, with their stock debit;
 later status changes update them.
 
-For each batch: import every order (one ERP transaction each, keyed by the
-channel's order id) and, as each is committed, tell the channel (e.g.
-start-handling), several orders at once up to the channel's concurrency; record in
-the ERP, in one transaction, the statuses those calls moved orders to; then save the
-cursor and acknowledge all but the failed orders. A crash anywhere leaves the batch
-unacknowledged: it is read again and the ERP's unique key makes the second import a
-no-op.
+For each batch: import its orders in one ERP transaction (keyed by the channel's
+order id; an order the ERP refuses fails alone, the rest go in); once that is
+committed, tell the channel (e.g. start-handling), several orders at once up to the
+channel's concurrency; record in the ERP, in one transaction, the statuses those
+calls moved orders to; then save the cursor and acknowledge all but the failed
+orders. A crash anywhere leaves the batch unacknowledged: it is read again and the
+ERP's unique key makes the second import a no-op.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -66,28 +65,21 @@ def pull_orders(run: Run) -> None:
 
 
 def _take_in(run: Run, batch: OrderBatch) -> set[str]:
-    """Import the batch's orders and tell the channel about them; the ids that failed.
-    The imports run on this thread, one order after another, while the workers tell
-    the channel about the orders already committed."""
+    """Import the batch's orders and, once they are committed, tell the channel about
+    them (on the workers); the ids that failed."""
     result, channel = run.result, run.channel
     failed = set(batch.unreadable)
     for order_id, why in batch.unreadable.items():
         result.fail(order_id, redact(why))
-    imported = _import_each(run, batch.orders, failed)
+    imported = _import_all(run, batch.orders, failed)
     told = concurrently(channel.workers, partial(_tell_channel, channel), imported)
     moved: list[Order] = []
     for group, answer in told:
         if isinstance(answer, RecordRejected):
-            failed.add(group.order_id)
-            result.fail(group.order_id, redact(answer))
+            _fail(run, failed, group.order_id, answer)
         else:
             moved += answer
-    try:
-        _record_moves(run, moved)
-    except ErpError as exc:  # their events come back, and the orders are read again
-        for order in moved:
-            failed.add(order.channel_order_id)
-            result.fail(order.channel_order_id, redact(exc))
+    _record_moves(run, moved, failed)
     for group, _ in told:
         if group.order_id in failed:
             continue
@@ -99,40 +91,52 @@ def _take_in(run: Run, batch: OrderBatch) -> set[str]:
     return failed
 
 
-def _import_each(run: Run, orders: list[Order], failed: set[str]) -> Iterator[Imported]:
-    """Each channel order's entries imported (one ERP transaction each), as they are
-    committed; those the ERP refused are added to `failed` instead."""
-    by_id: dict[str, list[Order]] = {}
+def _import_all(run: Run, orders: list[Order], failed: set[str]) -> list[Imported]:
+    """Each channel order's entries the ERP took in; the ids of those it refused, or
+    that are not fit to import, are added to `failed` instead."""
+    fit = []
     for order in orders:
-        by_id.setdefault(order.channel_order_id, []).append(order)
-    for order_id, entries in by_id.items():
-        group = Imported(order_id)
-        for order in entries:
-            try:
-                outcome = _import(run, order)
-            except (RecordRejected, ErpError) as exc:
-                failed.add(order_id)
-                run.result.fail(order_id, redact(exc))
-                continue
-            group.orders.append(order)
-            group.outcomes.append(outcome)
-        if group.orders:
-            yield group
+        problem = _problem(order)
+        if problem:
+            _fail(run, failed, order.channel_order_id, RecordRejected(problem))
+        else:
+            fit.append(order)
+    groups: dict[str, Imported] = {}
+    for order, outcome in _import_batch(run, fit):
+        if isinstance(outcome, ErpError):
+            _fail(run, failed, order.channel_order_id, outcome)
+            continue
+        _notice(run, order, outcome)
+        group = groups.setdefault(order.channel_order_id, Imported(order.channel_order_id))
+        group.orders.append(order)
+        group.outcomes.append(outcome)
+    return list(groups.values())
 
 
-def _import(run: Run, order: Order) -> ImportOutcome:
-    problem = _problem(order)
-    if problem:
-        raise RecordRejected(problem)
-    outcome = run.rt.erp.import_order(run.name, order, **_stock_rules(run))
-    _notice(run, order, outcome)
-    return outcome
-
-
-def _record_moves(run: Run, moved: list[Order]) -> None:
-    if moved:
-        for order, outcome in zip(moved, run.rt.erp.import_orders(run.name, moved, **_stock_rules(run))):
+def _record_moves(run: Run, moved: list[Order], failed: set[str]) -> None:
+    """The statuses the channel moved orders to; an order whose status the ERP could
+    not record fails: its events come back, and it is read again."""
+    for order, outcome in _import_batch(run, moved):
+        if isinstance(outcome, ErpError):
+            _fail(run, failed, order.channel_order_id, outcome)
+        else:
             _notice(run, order, outcome)
+
+
+def _import_batch(run: Run, orders: list[Order]) -> list[tuple[Order, ImportOutcome | ErpError]]:
+    """Each order with what the ERP did with it, all in one transaction."""
+    if not orders:
+        return []
+    try:
+        outcomes = run.rt.erp.import_orders(run.name, orders, **_stock_rules(run))
+    except ErpError as exc:  # the transaction as a whole failed: none of them is in
+        outcomes = [exc] * len(orders)
+    return list(zip(orders, outcomes, strict=True))
+
+
+def _fail(run: Run, failed: set[str], order_id: str, why: Exception) -> None:
+    failed.add(order_id)
+    run.result.fail(order_id, redact(why))
 
 
 def _stock_rules(run: Run) -> dict[str, Any]:
