@@ -11,8 +11,8 @@ from rich.console import Console
 from syncctl.cli.output import Output
 from syncctl.cli.progress import JobProgress
 from syncctl.jobs import JobOptions
-from syncctl.jobs.result import JobResult, Outcome
 from syncctl.jobs.plan import run_all
+from syncctl.jobs.result import JobResult, Outcome
 
 
 class Recording:
