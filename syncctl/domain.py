@@ -149,7 +149,7 @@ class Order:
 
 @dataclass(frozen=True)
 class ImportOutcome:
-    """What `Erp.import_order` did with one order."""
+    """What `Erp.import_orders` did with one order."""
 
     order_id: int | None  # ERP id; None when the order was not importable
     created: bool = False

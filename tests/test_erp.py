@@ -539,8 +539,11 @@ def moves_of(db: Engine, order_id: int | None) -> list[tuple[str, str, int, str]
         ]
 
 
-def import_(erp: SqlErp, order: Order, *, debits_stock: bool = False) -> Any:
-    return erp.import_order("vtex-main", order, debit_warehouse="CD-SP", debits_stock=debits_stock)
+def import_(erp: SqlErp, order: Order, *, debits_stock: bool = False, channel: str = "vtex-main") -> Any:
+    [outcome] = erp.import_orders(channel, [order], debit_warehouse="CD-SP", debits_stock=debits_stock)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 def test_a_new_order_is_stored_with_its_lines_and_debits_the_debit_warehouse(
@@ -774,17 +777,21 @@ def test_an_order_inserted_by_another_process_after_our_look_is_only_followed(
 ) -> None:
     first = import_(erp, make_order())
     real_find = erp_orders._find
-    looks: list[Any] = []
+    looks_again: list[Any] = []
 
-    def first_look_misses(*args: Any) -> Any:  # the other process commits just after it
-        looks.append(args)
-        return None if len(looks) == 1 else real_find(*args)
+    def batch_look_misses(conn: Any, channel: str, ids: Any) -> Any:  # the other process commits just after it
+        return dict.fromkeys(ids)
 
-    monkeypatch.setattr(erp_orders, "_find", first_look_misses)
+    def look_again(*args: Any) -> Any:
+        looks_again.append(args)
+        return real_find(*args)
+
+    monkeypatch.setattr(erp_orders, "_find_all", batch_look_misses)
+    monkeypatch.setattr(erp_orders, "_find", look_again)
 
     outcome = import_(erp, make_order(status=OrderStatus.handling))
 
-    assert len(looks) == 2  # the insert met the conflict and looked again
+    assert len(looks_again) == 1  # the insert met the conflict and looked again
     assert (outcome.order_id, outcome.created, outcome.status_changed) == (first.order_id, False, True)
     assert len(rows(db, order_items)) == 2
     assert len(moves_of(db, first.order_id)) == 2
@@ -809,7 +816,7 @@ def test_order_updates_carry_lines_invoice_latest_shipment_and_its_events(
     invoiced = import_(erp, make_order("V-1")).order_id
     shipped = import_(erp, make_order("V-2")).order_id
     import_(erp, make_order("V-3"))  # nothing to send yet
-    elsewhere = erp.import_order("ml-main", make_order("V-4"), debit_warehouse="CD-SP", debits_stock=False)
+    elsewhere = import_(erp, make_order("V-4"), channel="ml-main")
     add(db, invoices, invoice_row(invoiced), invoice_row(elsewhere.order_id))
     add(
         db,

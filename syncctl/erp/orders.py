@@ -72,22 +72,6 @@ def order_statuses(conn: Connection, channel: str, channel_order_ids: Collection
     return statuses
 
 
-def import_order(
-    conn: Connection,
-    channel: str,
-    order: Order,
-    *,
-    debit_warehouse: str | None,
-    debits_stock: bool,
-    now: datetime,
-) -> ImportOutcome:
-    """Run inside one writing transaction (see Erp.import_order)."""
-    existing = _find(conn, channel, order.channel_order_id)
-    return _import_found(
-        conn, channel, order, existing, debit_warehouse=debit_warehouse, debits_stock=debits_stock, now=now
-    )
-
-
 def import_orders(
     conn: Connection,
     channel: str,

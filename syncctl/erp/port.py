@@ -81,23 +81,18 @@ class Erp(Protocol):
         """The status of each of these orders the ERP has (one read, however many)."""
         ...
 
-    def import_order(
-        self, channel: str, order: Order, *, debit_warehouse: str | None, debits_stock: bool
-    ) -> ImportOutcome:
-        """One transaction. New order: insert order + items and (unless `debits_stock`)
-        one stock move per line on `debit_warehouse` (reason 'sale'); a cancelled order
-        never imported is not created. Known order: update status; cancellation before
-        invoicing returns the stock (reason 'cancel', once); after invoicing it is only
-        flagged. Two callers importing the same order produce one row and one debit."""
-        ...
-
     def import_orders(
         self, channel: str, batch: Sequence[Order], *, debit_warehouse: str | None, debits_stock: bool
     ) -> list[ImportOutcome | ErpError]:
-        """`import_order` for each order of `batch`, in order, all in one transaction: a
-        commit per order would cost more than its import. Each order is undone alone when
-        the database refuses it: its ErpError takes its outcome's place and the rest
-        commit. Raises ErpError when the transaction as a whole fails (none is in)."""
+        """Each order of `batch`, in order, all in one transaction (a commit per order
+        would cost more than its import). New order: insert order + items and (unless
+        `debits_stock`) one stock move per line on `debit_warehouse` (reason 'sale'); a
+        cancelled order never imported is not created. Known order: update status;
+        cancellation before invoicing returns the stock (reason 'cancel', once); after
+        invoicing it is only flagged. Two callers importing the same order produce one
+        row and one debit. Each order is undone alone when the database refuses it: its
+        ErpError takes its outcome's place and the rest commit. Raises ErpError when the
+        transaction as a whole fails (none is in)."""
         ...
 
     def order_updates(

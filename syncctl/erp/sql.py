@@ -102,18 +102,6 @@ class SqlErp:
         with reading(self._engine) as conn:
             return orders.order_statuses(conn, channel, channel_order_ids)
 
-    def import_order(
-        self, channel: str, order: Order, *, debit_warehouse: str | None, debits_stock: bool
-    ) -> ImportOutcome:
-        with writing(self._engine) as conn:
-            return orders.import_order(
-                conn,
-                channel,
-                order,
-                debit_warehouse=debit_warehouse,
-                debits_stock=debits_stock,
-                now=self._now(),
-            )
 
     def import_orders(
         self, channel: str, batch: Sequence[Order], *, debit_warehouse: str | None, debits_stock: bool

@@ -68,9 +68,9 @@ def _take_in(run: Run, batch: OrderBatch) -> set[str]:
     """Import the batch's orders and, once they are committed, tell the channel about
     them (on the workers); the ids that failed."""
     result, channel = run.result, run.channel
-    failed = set(batch.unreadable)
+    failed: set[str] = set()
     for order_id, why in batch.unreadable.items():
-        result.fail(order_id, redact(why))
+        _fail(run, failed, order_id, why)
     imported = _import_all(run, batch.orders, failed)
     told = concurrently(channel.workers, partial(_tell_channel, channel), imported)
     moved: list[Order] = []
@@ -134,7 +134,7 @@ def _import_batch(run: Run, orders: list[Order]) -> list[tuple[Order, ImportOutc
     return list(zip(orders, outcomes, strict=True))
 
 
-def _fail(run: Run, failed: set[str], order_id: str, why: Exception) -> None:
+def _fail(run: Run, failed: set[str], order_id: str, why: Exception | str) -> None:
     failed.add(order_id)
     run.result.fail(order_id, redact(why))
 
